@@ -1,0 +1,3 @@
+module github.com/lance-go/lance/lnc-core
+
+go 1.26

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The one test command: formatting, vet, staticcheck, every module's tests
+# with the race detector, a standalone build of each module (GOWORK=off),
+# and a short run of every fuzz target.
+#
+# Environment:
+#   LANCE_FUZZTIME   how long each fuzz target runs (default 3s; 0 skips fuzzing)
+#   LANCE_SKIP_LINT  set to 1 to skip staticcheck (it is fetched through the
+#                    Go module proxy on first use)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime=${LANCE_FUZZTIME:-3s}
+staticcheck_version=v0.7.0
+failed=()
+
+step() { printf '\n=== %s\n' "$*"; }
+
+if ! command -v go >/dev/null; then
+	echo "scripts/test.sh: Go is not installed (see README.md)" >&2
+	exit 2
+fi
+
+mods=$(go list -m -f '{{.Dir}}')
+pkgs=$(go list -m -f '{{.Path}}/...')
+
+step "gofmt"
+unformatted=$(gofmt -l $mods)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"
+	failed+=(gofmt)
+fi
+
+step "go vet"
+go vet $pkgs || failed+=(vet)
+
+if [ "${LANCE_SKIP_LINT:-0}" != 1 ]; then
+	step "staticcheck $staticcheck_version"
+	go run "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version" $pkgs || failed+=(staticcheck)
+fi
+
+step "go test -race"
+go test -race -count=1 $pkgs || failed+=(test)
+
+step "standalone builds (GOWORK=off)"
+for dir in $mods; do
+	(cd "$dir" && GOWORK=off go build ./... && echo "ok   $(basename "$dir") builds alone") || failed+=("build-$(basename "$dir")")
+done
+
+if [ "$fuzztime" != 0 ]; then
+	step "fuzz targets, $fuzztime each"
+	# Every func FuzzXxx(f *testing.F) in a _test.go file, by package dir.
+	while IFS=: read -r file name; do
+		dir=$(dirname "$file")
+		if (cd "$dir" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1s . >/tmp/lance-fuzz.$$ 2>&1); then
+			echo "ok   $dir $name"
+		else
+			cat /tmp/lance-fuzz.$$
+			echo "FAIL $dir $name"
+			failed+=("fuzz-$name")
+		fi
+	done < <(grep -H -o -E '^func Fuzz[A-Za-z0-9_]+\(f \*testing\.F\)' $(git ls-files --cached --others --exclude-standard '*_test.go') |
+		sed -E 's/func (Fuzz[A-Za-z0-9_]+)\(.*/\1/' | sort -u)
+	rm -f /tmp/lance-fuzz.$$
+fi
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "scripts/test.sh: FAILED: ${failed[*]}"
+	exit 1
+fi
+echo "scripts/test.sh: all steps passed"
