@@ -40,7 +40,11 @@ if [ "${LANCE_SKIP_LINT:-0}" != 1 ]; then
 fi
 
 step "go test -race"
-go test -race -count=1 $pkgs || failed+=(test)
+testlog=$(mktemp)
+trap 'rm -f "$testlog"' EXIT
+go test -race -count=1 $pkgs 2>&1 | tee "$testlog" || failed+=(test)
+passed=$(grep -c -E '^ok ' "$testlog" || true)
+nfailed=$(grep -c -E '^(FAIL|---\s*FAIL)\s' "$testlog" || true)
 
 step "standalone builds (GOWORK=off)"
 for dir in $mods; do
@@ -52,19 +56,22 @@ if [ "$fuzztime" != 0 ]; then
 	# Every func FuzzXxx(f *testing.F) in a _test.go file, by package dir.
 	while IFS=: read -r file name; do
 		dir=$(dirname "$file")
-		if (cd "$dir" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1s . >/tmp/lance-fuzz.$$ 2>&1); then
+		if (cd "$dir" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1s . >"$testlog" 2>&1); then
 			echo "ok   $dir $name"
+			passed=$((passed + 1))
 		else
-			cat /tmp/lance-fuzz.$$
+			cat "$testlog"
 			echo "FAIL $dir $name"
 			failed+=("fuzz-$name")
+			nfailed=$((nfailed + 1))
 		fi
 	done < <(grep -H -o -E '^func Fuzz[A-Za-z0-9_]+\(f \*testing\.F\)' $(git ls-files --cached --others --exclude-standard '*_test.go') |
 		sed -E 's/func (Fuzz[A-Za-z0-9_]+)\(.*/\1/' | sort -u)
-	rm -f /tmp/lance-fuzz.$$
 fi
 
 echo
+# Packages and fuzz targets, counted as go test reports them.
+echo "test.sh: $passed passed, $nfailed failed"
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "scripts/test.sh: FAILED: ${failed[*]}"
 	exit 1

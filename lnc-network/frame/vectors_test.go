@@ -145,7 +145,9 @@ func vectors(t *testing.T) []vector {
 				func(dst []byte, d checksum.Dialect) []byte { return AppendControl(dst, d, 0x11, fetchResp) },
 				Header{Flags: FlagControl, BatchID: 0x11, PayloadLength: 36}, fetchResp},
 			vector{"error-response", d, pick(errorC, errorI), KindControl,
-				func(dst []byte, d checksum.Dialect) []byte { return AppendControl(dst, d, 0xFF, []byte("Topic not found")) },
+				func(dst []byte, d checksum.Dialect) []byte {
+					return AppendControl(dst, d, 0xFF, []byte("Topic not found"))
+				},
 				Header{Flags: FlagControl, BatchID: 0xFF, PayloadLength: 15}, []byte("Topic not found")},
 		)
 	}
