@@ -53,20 +53,9 @@ done
 
 if [ "$fuzztime" != 0 ]; then
 	step "fuzz targets, $fuzztime each"
-	# Every func FuzzXxx(f *testing.F) in a _test.go file, by package dir.
-	while IFS=: read -r file name; do
-		dir=$(dirname "$file")
-		if (cd "$dir" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1s . >"$testlog" 2>&1); then
-			echo "ok   $dir $name"
-			passed=$((passed + 1))
-		else
-			cat "$testlog"
-			echo "FAIL $dir $name"
-			failed+=("fuzz-$name")
-			nfailed=$((nfailed + 1))
-		fi
-	done < <(grep -H -o -E '^func Fuzz[A-Za-z0-9_]+\(f \*testing\.F\)' $(git ls-files --cached --others --exclude-standard '*_test.go') |
-		sed -E 's/func (Fuzz[A-Za-z0-9_]+)\(.*/\1/' | sort -u)
+	scripts/fuzz.sh "$fuzztime" 2>&1 | tee "$testlog" || failed+=(fuzz)
+	passed=$((passed + $(grep -c '^ok ' "$testlog" || true)))
+	nfailed=$((nfailed + $(grep -c '^FAIL ' "$testlog" || true)))
 fi
 
 echo
