@@ -75,6 +75,12 @@ type File interface {
 // without writing; n may be cut short to simulate a partial write), then
 // AfterWrite with what the kernel reported; BeforeSync and AfterSync around
 // an fdatasync the same way. The OS file system's files do not implement it.
+//
+// AfterWrite reports bytes that reached the file: one BeforeWrite may be
+// followed by several AfterWrite calls (a short write finished in pieces)
+// or by none (nothing written). AfterSync follows a BeforeSync that
+// returned nil when, and only when, the fdatasync succeeded; a fault file
+// system treats the sync as in flight until then.
 type Observer interface {
 	// BeforeWrite is told that n bytes are about to be written at off. It
 	// returns how many of them may be written (at most n) and an error to

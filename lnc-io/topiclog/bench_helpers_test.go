@@ -1,0 +1,5 @@
+package topiclog
+
+import "time"
+
+func timeNow() time.Time { return time.Now() }
