@@ -161,6 +161,7 @@ func (b *uringBackend) worker(entries uint32, started chan<- error) {
 	}
 	w := &ringWorker{b: b, ring: ring, entries: int(ring.SQEntries())}
 	defer ring.Close()
+	defer w.sys.close()
 	for {
 		w.batch, err = b.q.PopBatch(context.Background(), w.batch[:0], batchMax)
 		if err != nil {
