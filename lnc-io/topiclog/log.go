@@ -229,14 +229,14 @@ func (l *Log) createSegment(base uint64) (*segment, error) {
 // newKeyGen returns the sort-key generator of the writer.
 func (l *Log) newKeyGen() *sortkey.Generator { return sortkey.NewGenerator(l.opts.Node, l.opts.Actor) }
 
-// segmentFor returns the segment holding offset off (base <= off < end, or
-// the active segment for off == its end), acquired; nil if off is below
-// the start. The caller releases it.
-func (l *Log) segmentFor(off uint64) (*segment, uint64, error) {
+// segmentFor returns a view of the segment holding offset off (base <= off
+// < end, or the active segment for off == its end), acquired, and the
+// durable end of the log. The caller releases the view.
+func (l *Log) segmentFor(off uint64) (view, uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, 0, ErrClosed
+		return view{}, 0, ErrClosed
 	}
 	i, found := slices.BinarySearchFunc(l.segs, off, func(s *segment, off uint64) int {
 		switch {
@@ -251,7 +251,7 @@ func (l *Log) segmentFor(off uint64) (*segment, uint64, error) {
 		i--
 	}
 	if i < 0 {
-		return nil, l.durable, fmt.Errorf("%w: %d is before the start %d", ErrOffset, off, l.segs[0].base)
+		return view{}, l.durable, fmt.Errorf("%w: %d is before the start %d", ErrOffset, off, l.segs[0].base)
 	}
 	s := l.segs[i]
 	// A sealed segment whose end is off: the next one holds it.
@@ -260,5 +260,5 @@ func (l *Log) segmentFor(off uint64) (*segment, uint64, error) {
 		s = l.segs[i]
 	}
 	s.acquire()
-	return s, l.durable, nil
+	return viewOf(s), l.durable, nil
 }

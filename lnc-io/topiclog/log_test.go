@@ -327,3 +327,82 @@ func TestRangesSurviveRetention(t *testing.T) {
 		}
 	})
 }
+
+// pattern is the byte at topic offset o in TestConcurrentReaders: readers
+// can check any range without sharing state with the writer.
+func pattern(o uint64) byte { return byte(o*7 + o>>9) }
+
+func TestConcurrentReaders(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+		l := openLog(t, vfs.OS(), be, t.TempDir(), 3000)
+		defer l.Close()
+		stop := make(chan struct{})
+		errs := make(chan error, 4)
+		for reader := range 3 {
+			go func() {
+				r := rand.New(rand.NewPCG(uint64(reader), 1))
+				buf := make([]byte, 5000)
+				for {
+					select {
+					case <-stop:
+						errs <- nil
+						return
+					default:
+					}
+					start, end := l.Start(), l.End()
+					if end == start {
+						continue
+					}
+					off := start + uint64(r.IntN(int(end-start)))
+					n, err := l.ReadAt(ctx, buf[:min(len(buf), int(end-off))], off)
+					if err != nil && !errors.Is(err, ErrOffset) {
+						errs <- fmt.Errorf("ReadAt(%d): %w", off, err)
+						return
+					}
+					for i := range n {
+						if buf[i] != pattern(off+uint64(i)) {
+							errs <- fmt.Errorf("byte %d differs", off+uint64(i))
+							return
+						}
+					}
+					if es, err := l.Batches(off, 2000, nil); err != nil && !errors.Is(err, ErrOffset) {
+						errs <- fmt.Errorf("Batches(%d): %w", off, err)
+						return
+					} else if len(es) > 0 && (es[0].Offset > off || es[0].End() <= off) {
+						errs <- fmt.Errorf("Batches(%d) starts with %+v", off, es[0])
+						return
+					}
+					if _, err := l.SeekTime(uint64(r.IntN(1000))); err != nil {
+						errs <- fmt.Errorf("SeekTime: %w", err)
+						return
+					}
+				}
+			}()
+		}
+		var off uint64
+		for i := range 600 {
+			d := make([]byte, 1+i%300)
+			for j := range d {
+				d[j] = pattern(off + uint64(j))
+			}
+			off += uint64(len(d))
+			if _, err := l.Append(Batch{Data: d, TimestampNS: uint64(i)}); err != nil {
+				t.Fatal(err)
+			}
+			if i%5 == 4 {
+				if err := l.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if i%100 == 99 {
+				l.ApplyRetention(Retention{MaxBytes: 20000}, time.Now())
+			}
+		}
+		close(stop)
+		for range 3 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

@@ -19,10 +19,11 @@ func (l *Log) ReadAt(ctx context.Context, p []byte, off uint64) (int, error) {
 	done := 0
 	var rd backend.Read
 	for done < len(p) {
-		s, end, err := l.segmentFor(off)
+		v, end, err := l.segmentFor(off)
 		if err != nil {
 			return done, err
 		}
+		s := &v
 		if off >= end {
 			s.release()
 			return done, io.EOF
@@ -67,17 +68,18 @@ func (l *Log) Ranges(off uint64, maxBytes int, dst []Range) (ranges []Range, rel
 		}
 	}
 	for maxBytes > 0 {
-		s, end, err := l.segmentFor(off)
+		v, end, err := l.segmentFor(off)
 		if err != nil {
 			release()
 			return dst, func() {}, err
 		}
+		s := &v
 		n := int(min(uint64(maxBytes), min(end, s.end())-min(off, end)))
 		if off >= end || n <= 0 {
 			s.release()
 			break
 		}
-		held = append(held, s)
+		held = append(held, s.segment)
 		dst = append(dst, Range{File: s.data, Off: int64(off - s.base), N: n})
 		off += uint64(n)
 		maxBytes -= n
@@ -91,17 +93,16 @@ func (l *Log) Ranges(off uint64, maxBytes int, dst []Range) (ranges []Range, rel
 // It stops at the end of a segment, so callers loop with the next offset.
 // An off at the durable end returns no entries.
 func (l *Log) Batches(off uint64, maxBytes int, dst []index.Entry) ([]index.Entry, error) {
-	s, end, err := l.segmentFor(off)
+	v, end, err := l.segmentFor(off)
 	if err != nil {
 		return dst, err
 	}
+	s := &v
 	defer s.release()
 	if off >= end || off >= s.end() {
 		return dst, nil
 	}
-	l.mu.Lock()
 	count := s.entries
-	l.mu.Unlock()
 	scratch := make([]index.Entry, sparseEvery)
 	i, e, buf, err := s.findEntry(off, scratch, nil)
 	if err != nil {
@@ -136,20 +137,20 @@ func (l *Log) SeekTime(ts uint64) (uint64, error) {
 		l.mu.Unlock()
 		return 0, ErrClosed
 	}
-	var s *segment
+	var s *view
 	for _, c := range l.segs {
 		if c.entries > 0 && c.maxTS >= ts {
-			s = c
+			c.acquire()
+			v := viewOf(c)
+			s = &v
 			break
 		}
 	}
 	end := l.durable
+	l.mu.Unlock()
 	if s == nil {
-		l.mu.Unlock()
 		return end, nil
 	}
-	s.acquire()
-	l.mu.Unlock()
 	defer s.release()
 	e, _, err := s.seekTime(ts, make([]index.Entry, sparseEvery), nil)
 	if err != nil {

@@ -114,9 +114,27 @@ func (s *segment) readEntries(from int, dst []index.Entry, buf []byte) ([]byte, 
 	return buf, nil
 }
 
+// view is a snapshot of a segment's durable extent taken under the Log's
+// mutex, with the segment acquired: readers use it without the lock while
+// the writer goes on adding entries. (sparse is append-only, so the
+// snapshot's elements never change.)
+type view struct {
+	*segment
+	size    int64
+	entries int
+	sparse  []sparsePoint
+}
+
+func (v *view) end() uint64 { return v.base + uint64(v.size) }
+
+// viewOf snapshots s; the caller holds the Log's mutex.
+func viewOf(s *segment) view {
+	return view{segment: s, size: s.size, entries: s.entries, sparse: s.sparse}
+}
+
 // findEntry returns the index of the entry holding offset off, which must
 // lie in [base, end()), and the entry itself.
-func (s *segment) findEntry(off uint64, scratch []index.Entry, buf []byte) (int, index.Entry, []byte, error) {
+func (s *view) findEntry(off uint64, scratch []index.Entry, buf []byte) (int, index.Entry, []byte, error) {
 	// The last sparse point at or before off.
 	lo, hi := 0, len(s.sparse)
 	for lo < hi {
@@ -143,7 +161,7 @@ func (s *segment) findEntry(off uint64, scratch []index.Entry, buf []byte) (int,
 
 // seekTime returns the index of the first entry whose timestamp is at
 // least ts, using the prefix maxima; the segment's maxTS must be >= ts.
-func (s *segment) seekTime(ts uint64, scratch []index.Entry, buf []byte) (index.Entry, []byte, error) {
+func (s *view) seekTime(ts uint64, scratch []index.Entry, buf []byte) (index.Entry, []byte, error) {
 	// The first sparse point whose prefix maximum reaches ts; the answer
 	// is at or before it, after the previous point.
 	lo, hi := 0, len(s.sparse)
