@@ -100,8 +100,13 @@ type Log struct {
 	durable uint64     // end of what Sync made durable: readers' limit
 	closed  bool
 
-	// The writer's state; used only by the one writing goroutine.
-	w writer
+	// wmu serializes Append, Sync and Close. Append and Sync are meant to
+	// be called by one goroutine, so it is uncontended; it makes Close
+	// wait for a Sync in progress, whose backend writes use the files'
+	// descriptors: closing them under it could let the kernel reuse a
+	// descriptor number for another file before the write is issued.
+	wmu sync.Mutex
+	w   writer // guarded by wmu
 }
 
 // Open opens (creating it if needed) the log in dir and recovers it.
@@ -173,6 +178,8 @@ func (l *Log) Segments() []uint64 {
 
 // Close releases the files. Batches appended but not synced are dropped.
 func (l *Log) Close() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -67,6 +67,8 @@ func (w *writer) init(l *Log, active *segment) {
 // Append adds b to the log and returns its offset. The batch becomes
 // durable and visible to readers with the next Sync.
 func (l *Log) Append(b Batch) (uint64, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	w := &l.w
 	if w.err != nil {
 		return 0, w.err
@@ -109,12 +111,23 @@ func (l *Log) Append(b Batch) (uint64, error) {
 }
 
 // Pending returns the number of batches appended and not yet synced.
-func (l *Log) Pending() int { return len(l.w.pend) }
+func (l *Log) Pending() int {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return len(l.w.pend)
+}
 
 // Sync makes every appended batch durable and visible. It returns the
 // log's sticky error if an earlier write failed, or the error that makes
 // it sticky now.
 func (l *Log) Sync(ctx context.Context) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.sync(ctx)
+}
+
+// sync is Sync with wmu held.
+func (l *Log) sync(ctx context.Context) error {
 	w := &l.w
 	if w.err != nil {
 		return w.err
@@ -179,7 +192,7 @@ func (w *writer) fail(err error) error {
 // durable, so that recovery can trust every segment but the newest.
 func (l *Log) roll() error {
 	w := &l.w
-	if err := l.Sync(context.Background()); err != nil {
+	if err := l.sync(context.Background()); err != nil {
 		return err
 	}
 	old := w.active
