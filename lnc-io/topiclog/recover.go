@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 
 	"github.com/lance-go/lance/lnc-core/checksum"
@@ -322,9 +321,4 @@ func (l *Log) rebuildEntry(s *segment, i int, start, end uint64, entries []index
 		return index.Entry{}, fmt.Errorf("topiclog: rebuild %s entry %d: %w", s.idx.Name(), i, err)
 	}
 	return e, nil
-}
-
-// paths helper for tests and tools.
-func segmentPaths(dir string, base uint64) (string, string) {
-	return filepath.Join(dir, segmentName(base, dataExt)), filepath.Join(dir, segmentName(base, indexExt))
 }

@@ -53,9 +53,6 @@ type segment struct {
 	// sparse[i] is entry i*sparseEvery: its offset and the largest
 	// timestamp of entries 0..i*sparseEvery.
 	sparse []sparsePoint
-	// lastTS is the timestamp of the last durable entry (for rebuilding).
-	lastEntry index.Entry
-
 	// prealloc is how far the data file has space reserved.
 	prealloc int64
 	// sealed segments never change again.
@@ -81,7 +78,6 @@ func (s *segment) addEntry(e *index.Entry) {
 	}
 	s.entries++
 	s.size = int64(e.End() - s.base)
-	s.lastEntry = *e
 }
 
 func (s *segment) acquire() { s.refs.Add(1) }
@@ -194,6 +190,10 @@ func (s *view) seekTime(ts uint64, scratch []index.Entry, buf []byte) (index.Ent
 	return index.Entry{}, buf, fmt.Errorf("%w: %s: timestamp summary disagrees with the entries", ErrCorrupt, s.idx.Name())
 }
 
-func (s *segment) paths(dir string) (data, idx string) {
-	return filepath.Join(dir, segmentName(s.base, dataExt)), filepath.Join(dir, segmentName(s.base, indexExt))
+func (s *segment) paths(dir string) (data, idx string) { return segmentPaths(dir, s.base) }
+
+// segmentPaths returns the data and index file paths of the segment at
+// base in dir.
+func segmentPaths(dir string, base uint64) (data, idx string) {
+	return filepath.Join(dir, segmentName(base, dataExt)), filepath.Join(dir, segmentName(base, indexExt))
 }

@@ -79,6 +79,9 @@ func (l *Log) Append(b Batch) (uint64, error) {
 	if l.isClosed() {
 		return 0, ErrClosed
 	}
+	if uint64(len(b.Data)) > 1<<32-1 {
+		return 0, fmt.Errorf("topiclog: batch of %d bytes is over 4 GiB", len(b.Data))
+	}
 	if w.size > 0 && w.size+int64(len(b.Data)) > l.opts.SegmentSize {
 		if err := l.roll(); err != nil {
 			return 0, err
@@ -99,9 +102,6 @@ func (l *Log) Append(b Batch) (uint64, error) {
 		TimestampNS: b.TimestampNS,
 		SortKey:     key,
 		RecordCount: b.RecordCount,
-	}
-	if uint64(len(b.Data)) > 1<<32-1 {
-		return 0, fmt.Errorf("topiclog: batch of %d bytes is over 4 GiB", len(b.Data))
 	}
 	w.pend = append(w.pend, pendingBatch{seg: w.active, data: b.Data, entry: e})
 	w.end += uint64(len(b.Data))
