@@ -28,6 +28,17 @@ func TestCodes(t *testing.T) {
 		CodeTopicResponse:            {0x80, "TopicResponse", false},
 		CodeClusterStatusResponse:    {0x81, "ClusterStatusResponse", false},
 		CodeErrorResponse:            {0xFF, "ErrorResponse", false},
+		// Extensions: known, but not requests of the reference protocol.
+		CodeFetchBatches:    {0x13, "FetchBatches", false},
+		CodeBatchesResponse: {0x14, "BatchesResponse", false},
+		CodeOffsetForTime:   {0x15, "OffsetForTime", false},
+		CodeOffsetResponse:  {0x16, "OffsetResponse", false},
+	}
+	for i := range 256 {
+		c := Code(i)
+		if c.IsExtensionRequest() != (c == CodeFetchBatches || c == CodeOffsetForTime) {
+			t.Errorf("%v: IsExtensionRequest = %v", c, c.IsExtensionRequest())
+		}
 	}
 	for c, w := range want {
 		if uint8(c) != w.value || c.String() != w.name || !c.Known() || c.IsClientRequest() != w.client {

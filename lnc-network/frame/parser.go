@@ -191,6 +191,30 @@ func (p *Parser) Fill(r io.Reader) (int, error) {
 	return n, err
 }
 
+// HeadFrameSize returns the size (header and payload) of the frame at the
+// head of the buffer once its header is in and valid, and 0 before that
+// or after an error. A server charges a frame larger than the chunk size
+// to a memory budget before the Fill calls that receive it.
+func (p *Parser) HeadFrameSize() int {
+	if p.err != nil {
+		return 0
+	}
+	if !p.hdrOK && p.w-p.r >= HeaderSize {
+		if err := p.checkHeader(p.buf[p.r : p.r+HeaderSize]); err != nil {
+			p.err = err
+			return 0
+		}
+		p.hdrOK = true
+	}
+	if !p.hdrOK {
+		return 0
+	}
+	return HeaderSize + int(p.hdr.PayloadLength)
+}
+
+// ChunkSize returns the configured read chunk (BufferSize).
+func (p *Parser) ChunkSize() int { return p.chunk }
+
 // makeRoom makes at least n bytes free after p.w, moving buffered bytes to
 // the front first and growing the buffer only if that is not enough. With
 // amortize, growth at least doubles the buffer (Write's many small calls);

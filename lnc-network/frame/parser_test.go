@@ -342,3 +342,35 @@ func TestReset(t *testing.T) {
 		t.Fatalf("after Reset: %v %v %v", ok, err, p.Dialect())
 	}
 }
+
+func TestHeadFrameSize(t *testing.T) {
+	p := NewParser(Config{BufferSize: 128})
+	if n := p.HeadFrameSize(); n != 0 {
+		t.Fatalf("empty parser: %d", n)
+	}
+	f := AppendIngest(nil, checksum.IEEE, 1, 2, 3, 4, make([]byte, 1000))
+	p.Write(f[:HeaderSize-1])
+	if n := p.HeadFrameSize(); n != 0 {
+		t.Fatalf("partial header: %d", n)
+	}
+	p.Write(f[HeaderSize-1 : HeaderSize+10])
+	if n := p.HeadFrameSize(); n != len(f) {
+		t.Fatalf("header in: %d, want %d", n, len(f))
+	}
+	p.Write(f[HeaderSize+10:])
+	if _, ok, err := p.Next(); !ok || err != nil {
+		t.Fatalf("Next: %v %v", ok, err)
+	}
+	if n := p.HeadFrameSize(); n != 0 {
+		t.Fatalf("after the frame: %d", n)
+	}
+	bad := append([]byte(nil), f...)
+	bad[0] = 'X'
+	p.Write(bad)
+	if n := p.HeadFrameSize(); n != 0 || p.Err() == nil {
+		t.Fatalf("bad magic: size %d err %v", n, p.Err())
+	}
+	if p.ChunkSize() != 128 {
+		t.Fatalf("chunk %d", p.ChunkSize())
+	}
+}
