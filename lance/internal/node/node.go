@@ -239,7 +239,9 @@ func idleOf(d time.Duration) time.Duration {
 
 // metricsProxy lets the registry report commits to the server's metrics,
 // which exist only once the server does (after recovery).
-type metricsProxy struct{ m atomic.Pointer[server.Metrics] }
+type metricsProxy struct {
+	m atomic.Pointer[server.Metrics]
+}
 
 func (p *metricsProxy) Committed(topic string, batches int, bytes int64, d time.Duration, err error) {
 	if m := p.m.Load(); m != nil {

@@ -5,10 +5,10 @@ type Op uint8
 
 // Operations.
 const (
-	OpProduce Op = iota + 1 // ingest
-	OpConsume               // fetch, subscribe, commit, offset lookups
-	OpAdmin                 // create, delete, set retention
-	OpDescribe              // list and get topics: allowed with any of the above
+	OpProduce  Op = iota + 1 // ingest
+	OpConsume                // fetch, subscribe, commit, offset lookups
+	OpAdmin                  // create, delete, set retention
+	OpDescribe               // list and get topics: allowed with any of the above
 )
 
 func (o Op) String() string {

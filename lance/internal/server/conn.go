@@ -85,9 +85,9 @@ type conn struct {
 
 	id       Identity
 	d        atomic.Uint32 // checksum.Dialect of the connection, once known
-	inflight atomic.Int32 // ingests whose ack is not yet written
-	bpSent   bool         // a backpressure frame went out in this stall
-	memHeld  int64        // bytes of s.memory held for a large frame
+	inflight atomic.Int32  // ingests whose ack is not yet written
+	bpSent   bool          // a backpressure frame went out in this stall
+	memHeld  int64         // bytes of s.memory held for a large frame
 
 	scratch []byte
 	ings    chan *topics.Ingest // free list shared by reader and writer

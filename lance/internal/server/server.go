@@ -34,7 +34,7 @@ type Options struct {
 	// Principal names the identity of a TLS client from its verified
 	// certificate; nil uses "CN=<common name>" of the first certificate.
 	Principal func(*tls.ConnectionState) Identity
-	Logger *slog.Logger
+	Logger    *slog.Logger
 
 	MaxPayload       uint32        // default 16 MiB
 	MaxConns         int           // default 10000
