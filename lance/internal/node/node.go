@@ -84,9 +84,9 @@ func Start(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 	start := time.Now()
 	n.reg, err = topics.Open(dataDir, topics.Options{
 		FS: vfs.OS(), Backend: n.be,
-		SegmentSize: cfg.IO.SegmentSize, Prealloc: preallocOf(cfg.IO.Prealloc),
-		Node: cfg.Node.ID, BatchBytes: cfg.IO.BatchSize, QueueBytes: cfg.Limits.TopicQueueBytes,
-		DefaultRetention: topiclog.Retention{MaxAge: cfg.Retention.MaxAge, MaxBytes: cfg.Retention.MaxBytes},
+		SegmentSize: int64(cfg.IO.SegmentSize), Prealloc: preallocOf(int64(cfg.IO.Prealloc)),
+		Node: cfg.Node.ID, BatchBytes: int64(cfg.IO.BatchSize), QueueBytes: int64(cfg.Limits.TopicQueueBytes),
+		DefaultRetention: topiclog.Retention{MaxAge: cfg.Retention.MaxAge, MaxBytes: int64(cfg.Retention.MaxBytes)},
 		Logger:           log, Observer: srvMetrics,
 	})
 	if err != nil {
@@ -103,13 +103,13 @@ func Start(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		TLS: sec.tls, Access: sec.access, Principal: sec.principal, Logger: log,
 		MaxPayload:        uint32(min(cfg.Limits.MaxFrame, 1<<32-1)),
 		MaxConns:          cfg.Limits.MaxConnections,
-		ConnBuffer:        cfg.Limits.ConnBufferBytes,
+		ConnBuffer:        int64(cfg.Limits.ConnBufferBytes),
 		HandshakeTimeout:  cfg.Limits.HandshakeTimeout,
 		IdleTimeout:       idleOf(cfg.Limits.IdleTimeout),
 		WriteTimeout:      cfg.Limits.WriteTimeout,
 		MaxFetch:          int(cfg.Limits.MaxFetchBytes),
 		MaxLongPoll:       cfg.Limits.MaxLongPoll,
-		ConsumerRateLimit: cfg.Limits.ConsumerRateLimit,
+		ConsumerRateLimit: int64(cfg.Limits.ConsumerRateLimit),
 		Peers:             cfg.Replication.Peers,
 	})
 	if err != nil {

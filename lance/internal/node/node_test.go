@@ -16,23 +16,10 @@ import (
 )
 
 func testConfig(t *testing.T) config.Config {
-	var c config.Config
+	c := config.Default()
 	c.Node.DataDir = t.TempDir()
 	c.Network.Bind = "127.0.0.1:0"
 	c.HTTP.Bind = "127.0.0.1:0"
-	c.IO.BatchSize = 4 << 20
-	c.IO.SegmentSize = 1 << 30
-	c.IO.Prealloc = 64 << 20
-	c.Limits.MaxFrame = 16 << 20
-	c.Limits.MaxConnections = 100
-	c.Limits.ConnBufferBytes = 64 << 20
-	c.Limits.TopicQueueBytes = 256 << 20
-	c.Limits.HandshakeTimeout = 10 * time.Second
-	c.Limits.IdleTimeout = time.Minute
-	c.Limits.WriteTimeout = 10 * time.Second
-	c.Limits.MaxFetchBytes = control.MaxFetchData
-	c.Limits.MaxLongPoll = 10 * time.Second
-	c.Retention.CheckInterval = time.Minute
 	return c
 }
 
@@ -105,5 +92,57 @@ func TestSmoke(t *testing.T) {
 	fr, err := control.DecodeFetchResponse(f.Payload)
 	if err != nil || len(fr.Data) != 1100 || fr.NextOffset != 1100 {
 		t.Fatalf("fetch: %v next %d len %d", err, fr.NextOffset, len(fr.Data))
+	}
+}
+
+// TestZeroCopyFetch checks the sendfile path: large batches, a range cut
+// inside batches at both ends, in both dialects; the client's parser
+// checks the payload CRC the server computed from the index.
+func TestZeroCopyFetch(t *testing.T) {
+	n, err := Start(testConfig(t), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(5 * time.Second)
+	for _, d := range []checksum.Dialect{checksum.IEEE, checksum.Castagnoli} {
+		c := dial(t, n.Addr().String())
+		c.p = frame.NewParser(frame.Config{Dialect: d})
+		name := "zc-" + d.String()
+		c.send(frame.AppendControl(nil, d, uint8(control.CodeCreateTopic), []byte(name)))
+		tp, err := control.DecodeTopic(c.next().Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log []byte
+		var stream []byte
+		for i := range 12 {
+			b := bytes.Repeat([]byte{byte(i)}, 32<<10+i*100)
+			for j := range b {
+				b[j] ^= byte(j * 7)
+			}
+			log = append(log, b...)
+			stream = frame.AppendIngest(stream, d, uint64(i+1), 1, 1, tp.ID, b)
+		}
+		c.send(stream)
+		for range 12 {
+			if f := c.next(); f.Kind() != frame.KindAck {
+				t.Fatalf("not an ack: %+v", f.Header)
+			}
+		}
+		for _, r := range [][2]int{{0, 300 << 10}, {1000, 200 << 10}, {32<<10 + 5, 70 << 10}, {100, len(log)}} {
+			c.send(frame.AppendControl(nil, d, uint8(control.CodeFetch),
+				control.Fetch{TopicID: tp.ID, StartOffset: uint64(r[0]), MaxBytes: uint32(r[1])}.AppendTo(nil)))
+			fr, err := control.DecodeFetchResponse(c.next().Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := log[r[0]:min(r[0]+r[1], len(log))]
+			if !bytes.Equal(fr.Data, want) || fr.NextOffset != uint64(r[0]+len(want)) {
+				t.Fatalf("%v fetch %v: got %d bytes next %d, want %d bytes", d, r, len(fr.Data), fr.NextOffset, len(want))
+			}
+		}
+	}
+	if got := n.srv.Metrics.SendfileBytes(); got == 0 {
+		t.Fatal("the sendfile path was not taken")
 	}
 }

@@ -122,3 +122,6 @@ func (m *Metrics) countErr(err error) {
 		m.errInvalid.Inc()
 	}
 }
+
+// SendfileBytes returns the bytes sent by the zero-copy fetch path.
+func (m *Metrics) SendfileBytes() uint64 { return m.sendfileBytes.Get() }

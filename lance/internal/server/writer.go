@@ -160,6 +160,12 @@ func (c *conn) runFetch(it *outItem) {
 	if err := c.rate.take(c.ctx, int64(n)); err != nil {
 		return
 	}
+	if c.raw != nil && n >= sendfileMinBytes && c.fetchZeroCopy(l, off, int(n)) {
+		c.s.Metrics.fetches.Inc()
+		c.s.Metrics.fetchBytes.Add(int(n))
+		c.s.Metrics.fetchLatency.Update(time.Since(start).Seconds())
+		return
+	}
 	const pre = frame.HeaderSize + control.FetchResponseHeaderSize
 	b := c.s.pool.get(pre + int(n))
 	defer c.s.pool.put(b)
