@@ -15,7 +15,7 @@ import (
 	"github.com/lance-go/lance/lnc-network/frame"
 )
 
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	c := config.Default()
 	c.Node.DataDir = t.TempDir()
 	c.Network.Bind = "127.0.0.1:0"

@@ -220,6 +220,9 @@ func (c *conn) control(f *frame.Frame) bool {
 		return c.controlReply(control.CodeTopicResponse, control.TopicDeleted{ID: m.TopicID}.AppendTo)
 
 	case control.CodeListTopics:
+		if err := acc.CheckAuth(c.id, OpDescribe); err != nil {
+			return c.denied(err)
+		}
 		var list control.TopicList
 		for _, t := range reg.List() {
 			if acc.Allow(c.id, OpDescribe, t.Name()) == nil {
