@@ -3,17 +3,17 @@ module github.com/lance-go/lance/lance
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/VictoriaMetrics/metrics v1.45.0
 	github.com/lance-go/lance/lnc-core v0.0.0
 	github.com/lance-go/lance/lnc-io v0.0.0
 	github.com/lance-go/lance/lnc-network v0.0.0
+	golang.org/x/sys v0.50.0
 )
 
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	github.com/VictoriaMetrics/metrics v1.45.0 // indirect
 	github.com/valyala/fastrand v1.1.0 // indirect
 	github.com/valyala/histogram v1.2.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 )
 
 replace (

@@ -17,6 +17,12 @@
 // Every write and sync goes through the vfs.Observer of its file when the
 // file has one, so that the fault-injecting file system sees, and can fail,
 // what either backend does.
+//
+// For O_DIRECT writes each backend offers a bounded pool of aligned
+// buffers (DirectBuffers). The uring backend registers them with its rings
+// and issues writes from them as fixed-buffer writes, falling back to
+// ordinary writes from the same memory where the kernel refuses the
+// registration; DirectPool.Stats tells which is in use.
 package backend
 
 import (
@@ -64,6 +70,14 @@ type Write struct {
 	File vfs.File
 	Off  int64
 	Bufs [][]byte
+	// Direct, when set, says that the data comes from this buffer of the
+	// backend's DirectPool: Bufs must then be exactly one slice of
+	// Direct.Bytes() (Do fails with ErrBadDirectWrite otherwise). The
+	// uring backend issues it as IORING_OP_WRITE_FIXED when its ring
+	// registered the pool. Writes to an O_DIRECT file must also be
+	// aligned (see vfs.DirectAlign); the backend leaves that to the
+	// kernel, or to the file's vfs.WriteChecker.
+	Direct *DirectBuf
 }
 
 // Commit is a group commit: Writes are performed, then, when Sync is set,
@@ -128,7 +142,14 @@ type Backend interface {
 	// ReadAt reads len(r.Buf) bytes at r.Off, fewer only at end of file,
 	// returning the count and, at end of file, io.EOF.
 	ReadAt(ctx context.Context, r *Read) (int, error)
-	// Close stops the workers after the queued requests are done.
+	// DirectBuffers returns the backend's pool of aligned buffers for
+	// O_DIRECT writes, creating it (with the configured count and size)
+	// on the first call. It fails with ErrNoDirectBuffers if the backend
+	// was configured without one, and with ErrClosed after Close.
+	DirectBuffers() (*DirectPool, error)
+	// Close stops the workers after the queued requests are done. Direct
+	// buffers still held stay mapped until they are released; Acquire
+	// fails from then on.
 	Close() error
 }
 
@@ -144,6 +165,20 @@ type Config struct {
 	// RingEntries is the submission queue size of each ring (uring);
 	// zero means 256.
 	RingEntries uint32
+	// ThreadInit, when set, runs on each worker's OS thread before it
+	// serves requests (uring workers are always locked to their thread;
+	// with ThreadInit pwritev2 workers lock theirs too). The server uses
+	// it to pin storage threads to a NUMA node's CPUs.
+	ThreadInit func()
+	// DirectBuffers is the number of buffers of the DirectPool; zero
+	// means DefaultDirectBuffers (8) and a negative value no pool.
+	DirectBuffers int
+	// DirectBufferSize is the size of each buffer, a multiple of
+	// vfs.DirectAlign up to 1 GiB; zero means DefaultDirectBufferSize
+	// (1 MiB). The pool is mapped on the first DirectBuffers call; the
+	// uring backend then pins DirectBuffers × DirectBufferSize bytes per
+	// ring (see DirectPool).
+	DirectBufferSize int
 }
 
 // iovMax is the kernel's UIO_MAXIOV: a longer gather list is split over
@@ -176,7 +211,7 @@ func Open(cfg Config) (Backend, error) {
 	}
 	switch kind {
 	case KindPwritev2:
-		return newPwritev2(cfg), nil
+		return newPwritev2(cfg)
 	case KindURing:
 		return newURing(cfg)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -358,6 +359,24 @@ func BenchmarkCommit(b *testing.B) {
 					b.Fatal(err)
 				}
 				off = (off + 256*1024) % limit
+			}
+		})
+	}
+}
+
+func TestThreadInit(t *testing.T) {
+	for _, k := range kinds(t) {
+		t.Run(string(k), func(t *testing.T) {
+			var calls atomic.Int32
+			b, err := Open(Config{Kind: k, Workers: 3, ThreadInit: func() { calls.Add(1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := calls.Load(); n != 3 {
+				t.Fatalf("ThreadInit ran %d times, want 3 (one per worker)", n)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -19,15 +20,21 @@ import (
 // commit that writes one file and syncs it is a single pwritev2 with
 // RWF_DSYNC; others are pwritev2 calls followed by one fdatasync per file.
 type pwritev2 struct {
-	q  *ioq.Queue[request]
-	wg sync.WaitGroup // the workers; Close waits for them
+	q          *ioq.Queue[request]
+	threadInit func()
+	wg         sync.WaitGroup // the workers; Close waits for them
+	direct     directSet
 }
 
 // batchMax bounds how many requests a worker takes from the queue at once.
 const batchMax = 32
 
-func newPwritev2(cfg Config) *pwritev2 {
-	b := &pwritev2{q: ioq.New[request](cfg.Queue)}
+func newPwritev2(cfg Config) (*pwritev2, error) {
+	b := &pwritev2{threadInit: cfg.ThreadInit}
+	if err := b.direct.init(cfg, 0); err != nil {
+		return nil, err
+	}
+	b.q = ioq.New[request](cfg.Queue)
 	n := cfg.Workers
 	if n <= 0 {
 		n = 2
@@ -36,7 +43,7 @@ func newPwritev2(cfg Config) *pwritev2 {
 	for range n {
 		go b.worker()
 	}
-	return b
+	return b, nil
 }
 
 func (b *pwritev2) Kind() Kind { return KindPwritev2 }
@@ -61,11 +68,16 @@ func (b *pwritev2) ReadAt(ctx context.Context, r *Read) (int, error) {
 	return r.n, r.err
 }
 
+// DirectBuffers returns the pool of aligned buffers; pwritev2 writes from
+// them with ordinary system calls.
+func (b *pwritev2) DirectBuffers() (*DirectPool, error) { return b.direct.get() }
+
 // Close stops taking requests, lets the workers finish what is queued and
 // waits for them.
 func (b *pwritev2) Close() error {
 	b.q.Close()
 	b.wg.Wait()
+	b.direct.close()
 	return nil
 }
 
@@ -73,6 +85,12 @@ func (b *pwritev2) Close() error {
 // closed and drained.
 func (b *pwritev2) worker() {
 	defer b.wg.Done()
+	if b.threadInit != nil {
+		// Pinning applies to a thread: keep this worker on the one it
+		// pinned. The thread exits with the worker.
+		runtime.LockOSThread()
+		b.threadInit()
+	}
 	var (
 		batch []request
 		s     scratch
@@ -118,6 +136,14 @@ func (s *scratch) commit(c *Commit) error {
 	dsync := c.Sync && len(s.files) == 1 && len(c.Writes) == 1
 	for i := range c.Writes {
 		w := &c.Writes[i]
+		if totalLen(w.Bufs) > 0 {
+			if err := checkWrite(w); err != nil {
+				return err
+			}
+			if w.Direct != nil {
+				w.Direct.pool.plainWrites.Add(1)
+			}
+		}
 		if err := s.pwriteFull(w.File, w.Bufs, w.Off, dsync); err != nil {
 			return err
 		}

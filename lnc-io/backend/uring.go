@@ -29,12 +29,15 @@ import (
 // it) or that reports ECANCELED is finished with system calls: positioned
 // writes can be repeated safely.
 type uringBackend struct {
-	q  *ioq.Queue[request]
-	wg sync.WaitGroup // the workers; Close waits for them
+	q          *ioq.Queue[request]
+	threadInit func()
+	wg         sync.WaitGroup // the workers; Close waits for them
 
 	// fallbacks counts requests finished with system calls after the ring
 	// broke a chain or failed, for tests and metrics.
 	fallbacks atomic.Uint64
+
+	direct directSet
 }
 
 func newURing(cfg Config) (Backend, error) {
@@ -49,7 +52,11 @@ func newURing(cfg Config) (Backend, error) {
 	if n <= 0 {
 		n = 1
 	}
-	b := &uringBackend{q: ioq.New[request](cfg.Queue)}
+	b := &uringBackend{threadInit: cfg.ThreadInit}
+	if err := b.direct.init(cfg, n); err != nil {
+		return nil, err
+	}
+	b.q = ioq.New[request](cfg.Queue)
 	started := make(chan error, n)
 	b.wg.Add(n)
 	for range n {
@@ -90,11 +97,16 @@ func (b *uringBackend) ReadAt(ctx context.Context, r *Read) (int, error) {
 	return r.n, r.err
 }
 
+// DirectBuffers returns the pool of aligned buffers, which every ring
+// registers as fixed buffers before its next request.
+func (b *uringBackend) DirectBuffers() (*DirectPool, error) { return b.direct.get() }
+
 // Close stops taking requests, lets the workers finish what is queued,
 // closes the rings and waits for the workers.
 func (b *uringBackend) Close() error {
 	b.q.Close()
 	b.wg.Wait()
+	b.direct.close()
 	return nil
 }
 
@@ -144,6 +156,11 @@ type ringWorker struct {
 	files  []vfs.File
 	sys    scratch
 
+	// pool is the direct-write pool this ring registered as fixed
+	// buffers, nil if none; regTried is set once the ring tried.
+	pool     *DirectPool
+	regTried bool
+
 	// lastPrepared is the index of the last request of the batch that
 	// was prepared or finished; -1 before the first.
 	lastPrepared int
@@ -154,6 +171,9 @@ func (b *uringBackend) worker(entries uint32, started chan<- error) {
 	// The ring belongs to this thread: io_uring may tie a ring to the task
 	// that created it, and the kernel's async work is accounted to it.
 	runtime.LockOSThread()
+	if b.threadInit != nil {
+		b.threadInit()
+	}
 	ring, err := uring.Setup(entries)
 	started <- err
 	if err != nil {
@@ -162,13 +182,57 @@ func (b *uringBackend) worker(entries uint32, started chan<- error) {
 	w := &ringWorker{b: b, ring: ring, entries: int(ring.SQEntries())}
 	defer ring.Close()
 	defer w.sys.close()
+	defer w.unregister()
 	for {
 		w.batch, err = b.q.PopBatch(context.Background(), w.batch[:0], batchMax)
 		if err != nil {
 			return // ErrClosed: the queue is drained
 		}
+		w.register()
 		w.round()
 		clear(w.batch)
+	}
+}
+
+// testRegisterError, set only by tests, makes every ring's registration of
+// the direct-write buffers fail with it, as a small RLIMIT_MEMLOCK would.
+// Tests set it before opening a backend and clear it after closing it.
+var testRegisterError error
+
+// register registers the direct-write pool with the ring the first time
+// the worker runs a batch after the pool was created: a request naming one
+// of its buffers was pushed after the pool existed, so the worker that
+// pops it sees the pool here. A refusal is recorded in the pool's stats
+// and the ring goes on with ordinary writes from the same memory.
+func (w *ringWorker) register() {
+	if w.regTried {
+		return
+	}
+	p := w.b.direct.pool.Load()
+	if p == nil {
+		return
+	}
+	w.regTried = true
+	err := testRegisterError
+	if err == nil {
+		err = w.ring.RegisterBuffers(p.views)
+	}
+	if err != nil {
+		err = fmt.Errorf("backend: registering %d direct buffers of %d bytes: %w", len(p.views), p.size, err)
+	}
+	p.noteRing(err)
+	if err == nil {
+		w.pool = p
+	}
+}
+
+// unregister drops the ring's fixed buffers before the ring closes: the
+// kernel then unpins their pages at once instead of when it gets round to
+// freeing the ring.
+func (w *ringWorker) unregister() {
+	if w.pool != nil {
+		_ = w.ring.UnregisterBuffers()
+		w.pool = nil
 	}
 }
 
@@ -256,12 +320,22 @@ func (w *ringWorker) prepare(i int) {
 			if total == 0 {
 				continue
 			}
+			if err := checkWrite(wr); err != nil {
+				if st.err == nil {
+					st.err = err
+				}
+				continue
+			}
 			allowed, injected := beforeWrite(f, wr.Off, total)
 			if allowed < total && injected == nil {
 				injected = fmt.Errorf("%w: %s at %d: observer allowed %d of %d bytes", ErrShortWrite, f.Name(), wr.Off, allowed, total)
 			}
 			if injected != nil && st.err == nil {
 				st.err = injected
+			}
+			if wr.Direct != nil {
+				w.prepareDirect(i, f, wr, allowed)
+				continue
 			}
 			w.trim = trimBufs(w.trim[:0], wr.Bufs, allowed)
 			off := wr.Off
@@ -290,6 +364,26 @@ func (w *ringWorker) prepare(i int) {
 		}
 	}
 	clear(w.files)
+}
+
+// prepareDirect adds the SQE of a write from a direct-write buffer (one
+// contiguous slice, checked by checkWrite): a fixed write when this ring
+// registered the buffer's pool, an ordinary one otherwise. Either way the
+// kernel reads the pool's memory, which stays mapped while the buffer is
+// held, that is until Do returned.
+func (w *ringWorker) prepareDirect(i int, f vfs.File, wr *Write, allowed int) {
+	if allowed == 0 {
+		return
+	}
+	buf := wr.Bufs[0][:allowed]
+	sqe := w.addOp(op{kind: opWrite, req: i, file: f, off: wr.Off, n: allowed}, uring.SQEIOLink)
+	if p := wr.Direct.pool; p == w.pool {
+		sqe.PrepWriteFixed(int(f.Fd()), buf, wr.Off, uint16(wr.Direct.index))
+		p.fixedWrites.Add(1)
+	} else {
+		sqe.PrepWrite(int(f.Fd()), buf, wr.Off)
+		p.plainWrites.Add(1)
+	}
 }
 
 // addOp appends o and returns its SQE with flags set; the ring has room

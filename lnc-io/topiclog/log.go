@@ -18,6 +18,10 @@
 // it from then on, and the log must be closed and reopened, which recovers
 // it from what is on disk.
 //
+// With Options.Direct the data files are written with O_DIRECT from the
+// backend's aligned buffers; see direct.go for how the last partial block
+// and its padding are handled.
+//
 // # Recovery
 //
 // Open checks every segment's index (entry CRCs, contiguous offsets, data
@@ -84,6 +88,16 @@ type Options struct {
 	Actor uint8
 	// Now is the clock for file headers; nil means time.Now.
 	Now func() time.Time
+	// Direct writes the data file of the active segment with O_DIRECT,
+	// from the backend's aligned buffers (Backend.DirectBuffers), so that
+	// appended bytes bypass the page cache. Index files and every read
+	// stay buffered. While a segment is active its data file may end with
+	// zero padding up to a 4 KiB boundary, which readers never see and
+	// which sealing and recovery cut off. The file system must accept
+	// O_DIRECT and the backend must have a buffer pool: otherwise Open
+	// fails (with an error wrapping vfs.ErrDirectUnsupported, or
+	// backend.ErrNoDirectBuffers) rather than silently writing buffered.
+	Direct bool
 }
 
 // Log is one topic's log. Append and Sync must not be called
@@ -143,7 +157,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	active := l.segs[len(l.segs)-1]
 	l.durable = active.end()
-	l.w.init(l, active)
+	if err := l.w.init(l, active); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -187,6 +204,7 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	l.w.closeDirect()
 	l.closeSegments()
 	return nil
 }

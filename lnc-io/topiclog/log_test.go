@@ -30,23 +30,84 @@ func kinds(t testing.TB) []backend.Kind {
 	return ks
 }
 
-// forEachBackend runs f once per backend kind.
-func forEachBackend(t *testing.T, f func(t *testing.T, be backend.Backend)) {
+// testBufferSize and testBuffers size the backends' direct-write pools in
+// the tests: one block per buffer and few of them, so that direct Syncs
+// are split into chunks, several per commit and several commits per Sync.
+const (
+	testBufferSize = directBlock
+	testBuffers    = 3
+)
+
+// openBackend opens a backend of kind k with the tests' small pool.
+func openBackend(t testing.TB, k backend.Kind) backend.Backend {
+	t.Helper()
+	be, err := backend.Open(backend.Config{Kind: k, DirectBuffers: testBuffers, DirectBufferSize: testBufferSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return be
+}
+
+// forEachBackend runs f once per backend kind and write mode: buffered,
+// and direct (Options.Direct).
+func forEachBackend(t *testing.T, f func(t *testing.T, be backend.Backend, direct bool)) {
 	for _, k := range kinds(t) {
-		t.Run("backend="+string(k), func(t *testing.T) {
-			be, err := backend.Open(backend.Config{Kind: k})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { be.Close() })
-			f(t, be)
-		})
+		for _, direct := range []bool{false, true} {
+			t.Run(fmt.Sprintf("backend=%s/direct=%t", k, direct), func(t *testing.T) {
+				f(t, openBackend(t, k), direct)
+			})
+		}
 	}
 }
 
-func openLog(t testing.TB, fs vfs.FS, be backend.Backend, dir string, segSize int64) *Log {
+// tempDir returns a new temporary directory for a test on the OS file
+// system. Direct tests need one on a file system that takes O_DIRECT:
+// t.TempDir() is under $TMPDIR, which may be a tmpfs that refuses it; then
+// a directory under /work/tmp is tried, and the test is skipped if that
+// refuses it too.
+func tempDir(t testing.TB, direct bool) string {
 	t.Helper()
-	l, err := Open(dir, Options{FS: fs, Backend: be, SegmentSize: segSize, Prealloc: 8 << 10})
+	dir := t.TempDir()
+	if !direct || takesDirect(t, dir) {
+		return dir
+	}
+	const fallback = "/work/tmp"
+	if err := os.MkdirAll(fallback, 0o755); err == nil {
+		d, err := os.MkdirTemp(fallback, "topiclog-direct-")
+		if err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			if takesDirect(t, d) {
+				return d
+			}
+		}
+	}
+	t.Skipf("neither %s nor %s takes O_DIRECT: direct mode cannot be tested on the OS file system here", dir, fallback)
+	return ""
+}
+
+// takesDirect reports whether files in dir can be opened with O_DIRECT.
+func takesDirect(t testing.TB, dir string) bool {
+	probe := filepath.Join(dir, "direct-probe")
+	f, err := vfs.OS().Create(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	defer os.Remove(probe)
+	d, err := vfs.OpenDirect(vfs.OS(), probe)
+	ok := err == nil
+	if ok {
+		d.Close()
+	} else if !errors.Is(err, vfs.ErrDirectUnsupported) {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func openLog(t testing.TB, fs vfs.FS, be backend.Backend, direct bool, dir string, segSize int64) *Log {
+	t.Helper()
+	l, err := Open(dir, Options{FS: fs, Backend: be, SegmentSize: segSize, Prealloc: 8 << 10, Direct: direct})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,9 +136,9 @@ func readAll(t testing.TB, l *Log) []byte {
 }
 
 func TestAppendSyncReadAcrossSegments(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		dir := filepath.Join(t.TempDir(), "topic")
-		l := openLog(t, vfs.OS(), be, dir, 4096)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		dir := filepath.Join(tempDir(t, direct), "topic")
+		l := openLog(t, vfs.OS(), be, direct, dir, 4096)
 		r := rand.New(rand.NewPCG(1, 1))
 		var want []byte
 		var offsets []uint64
@@ -132,7 +193,7 @@ func TestAppendSyncReadAcrossSegments(t *testing.T) {
 		l.Close()
 
 		// Reopen: same content, appends continue at the end.
-		l = openLog(t, vfs.OS(), be, dir, 4096)
+		l = openLog(t, vfs.OS(), be, direct, dir, 4096)
 		defer l.Close()
 		if got := readAll(t, l); !bytes.Equal(got, want) {
 			t.Fatal("content differs after reopen")
@@ -151,8 +212,8 @@ func TestAppendSyncReadAcrossSegments(t *testing.T) {
 }
 
 func TestUnsyncedInvisible(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		l := openLog(t, vfs.OS(), be, t.TempDir(), 0)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		l := openLog(t, vfs.OS(), be, direct, tempDir(t, direct), 0)
 		defer l.Close()
 		l.Append(Batch{Data: []byte("abc")})
 		if l.End() != 0 {
@@ -168,8 +229,8 @@ func TestUnsyncedInvisible(t *testing.T) {
 }
 
 func TestBatchesAndCRCs(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		l := openLog(t, vfs.OS(), be, t.TempDir(), 2000)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		l := openLog(t, vfs.OS(), be, direct, tempDir(t, direct), 2000)
 		defer l.Close()
 		r := rand.New(rand.NewPCG(2, 2))
 		var all [][]byte
@@ -212,8 +273,8 @@ func TestBatchesAndCRCs(t *testing.T) {
 }
 
 func TestSeekTime(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		l := openLog(t, vfs.OS(), be, t.TempDir(), 3000)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		l := openLog(t, vfs.OS(), be, direct, tempDir(t, direct), 3000)
 		defer l.Close()
 		r := rand.New(rand.NewPCG(3, 3))
 		type rec struct {
@@ -243,8 +304,8 @@ func TestSeekTime(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		l := openLog(t, vfs.OS(), be, t.TempDir(), 1000)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		l := openLog(t, vfs.OS(), be, direct, tempDir(t, direct), 1000)
 		defer l.Close()
 		r := rand.New(rand.NewPCG(4, 4))
 		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -289,7 +350,7 @@ func TestRetention(t *testing.T) {
 		}
 		l.Sync(ctx)
 		l.Close()
-		l = openLog(t, vfs.OS(), be, l.Dir(), 1000)
+		l = openLog(t, vfs.OS(), be, direct, l.Dir(), 1000)
 		if l.Start() != segs[len(segs)-1] || l.End() != uint64(len(want))+1 {
 			t.Fatalf("after reopen start %d end %d", l.Start(), l.End())
 		}
@@ -298,8 +359,8 @@ func TestRetention(t *testing.T) {
 }
 
 func TestRangesSurviveRetention(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		l := openLog(t, vfs.OS(), be, t.TempDir(), 500)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		l := openLog(t, vfs.OS(), be, direct, tempDir(t, direct), 500)
 		defer l.Close()
 		var want []byte
 		for i := range 40 {
@@ -333,8 +394,8 @@ func TestRangesSurviveRetention(t *testing.T) {
 func pattern(o uint64) byte { return byte(o*7 + o>>9) }
 
 func TestConcurrentReaders(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		l := openLog(t, vfs.OS(), be, t.TempDir(), 3000)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		l := openLog(t, vfs.OS(), be, direct, tempDir(t, direct), 3000)
 		defer l.Close()
 		stop := make(chan struct{})
 		errs := make(chan error, 4)

@@ -14,9 +14,9 @@ import (
 
 // threeSegments writes a log of three segments and returns its directory,
 // content and segment bases.
-func threeSegments(t *testing.T, be backend.Backend) (string, []byte, []uint64) {
-	dir := filepath.Join(t.TempDir(), "topic")
-	l := openLog(t, vfs.OS(), be, dir, 200)
+func threeSegments(t *testing.T, be backend.Backend, direct bool) (string, []byte, []uint64) {
+	dir := filepath.Join(tempDir(t, direct), "topic")
+	l := openLog(t, vfs.OS(), be, direct, dir, 200)
 	var want []byte
 	for i := range 12 {
 		d := bytes.Repeat([]byte{byte('a' + i)}, 60)
@@ -37,13 +37,13 @@ func threeSegments(t *testing.T, be backend.Backend) (string, []byte, []uint64) 
 }
 
 func TestRecoverRebuildsLoneDamagedEntry(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		dir, want, segs := threeSegments(t, be)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		dir, want, segs := threeSegments(t, be, direct)
 		_, idx := segmentPaths(dir, segs[0])
 		b, _ := os.ReadFile(idx)
 		b[index.EntryOffset(1)+5] ^= 0xFF // entry 1 of a sealed segment
 		os.WriteFile(idx, b, 0o644)
-		l := openLog(t, vfs.OS(), be, dir, 200)
+		l := openLog(t, vfs.OS(), be, direct, dir, 200)
 		defer l.Close()
 		if !bytes.Equal(readAll(t, l), want) {
 			t.Fatal("content changed")
@@ -61,12 +61,12 @@ func TestRecoverRebuildsLoneDamagedEntry(t *testing.T) {
 }
 
 func TestRecoverRefusesDamageInSealedSegment(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
 		f := func(name string, damage func(dir string, segs []uint64)) {
 			t.Helper()
-			dir, _, segs := threeSegments(t, be)
+			dir, _, segs := threeSegments(t, be, direct)
 			damage(dir, segs)
-			_, err := Open(dir, Options{FS: vfs.OS(), Backend: be, SegmentSize: 200})
+			_, err := Open(dir, Options{FS: vfs.OS(), Backend: be, SegmentSize: 200, Direct: direct})
 			if !errors.Is(err, ErrCorrupt) {
 				t.Errorf("%s: Open = %v, want ErrCorrupt", name, err)
 			}
@@ -96,8 +96,8 @@ func TestRecoverRefusesDamageInSealedSegment(t *testing.T) {
 }
 
 func TestRecoverLeftovers(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		dir, want, segs := threeSegments(t, be)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		dir, want, segs := threeSegments(t, be, direct)
 		// An index without data at the start (an interrupted retention)
 		// and a data file without index at the end (an interrupted roll).
 		data0, _ := segmentPaths(dir, segs[0])
@@ -105,7 +105,7 @@ func TestRecoverLeftovers(t *testing.T) {
 		end := uint64(len(want))
 		dataEnd, _ := segmentPaths(dir, end+1000)
 		os.WriteFile(dataEnd, []byte("unacknowledged"), 0o644)
-		l := openLog(t, vfs.OS(), be, dir, 200)
+		l := openLog(t, vfs.OS(), be, direct, dir, 200)
 		defer l.Close()
 		if l.Start() != segs[1] || l.End() != end {
 			t.Fatalf("start %d end %d, want %d %d", l.Start(), l.End(), segs[1], end)
@@ -123,12 +123,12 @@ func TestRecoverLeftovers(t *testing.T) {
 }
 
 func TestRecoverResetsNewestWithBadHeader(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend.Backend) {
-		dir, want, segs := threeSegments(t, be)
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		dir, want, segs := threeSegments(t, be, direct)
 		last := segs[len(segs)-1]
 		data, idx := segmentPaths(dir, last)
 		os.WriteFile(idx, []byte("torn"), 0o644)
-		l := openLog(t, vfs.OS(), be, dir, 200)
+		l := openLog(t, vfs.OS(), be, direct, dir, 200)
 		if l.End() != last || !bytes.Equal(readAll(t, l), want[:last]) {
 			t.Fatalf("end %d, want %d", l.End(), last)
 		}
@@ -141,7 +141,7 @@ func TestRecoverResetsNewestWithBadHeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.Close()
-		l = openLog(t, vfs.OS(), be, dir, 200)
+		l = openLog(t, vfs.OS(), be, direct, dir, 200)
 		defer l.Close()
 		if got := readAll(t, l); !bytes.Equal(got, append(want[:last:last], "again"...)) {
 			t.Fatalf("after reopen: %q", got[len(got)-10:])

@@ -2,6 +2,7 @@ package topiclog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/lance-go/lance/lnc-core/checksum"
@@ -9,6 +10,7 @@ import (
 	"github.com/lance-go/lance/lnc-io/backend"
 	"github.com/lance-go/lance/lnc-io/index"
 	"github.com/lance-go/lance/lnc-io/ioq"
+	"github.com/lance-go/lance/lnc-io/vfs"
 )
 
 // Batch is one batch to append: the payload of an ingest frame.
@@ -49,9 +51,16 @@ type writer struct {
 	bufs    [][]byte
 	entries []byte
 	idxBufs [1][]byte // the gather list of the index write
+
+	// Direct mode (Options.Direct); see direct.go.
+	direct  vfs.File             // O_DIRECT handle of the active data file
+	pool    *backend.DirectPool  // the backend's aligned buffers
+	tail    []byte               // the active segment's durable partial last block
+	held    []*backend.DirectBuf // buffers held by the Sync in progress
+	dirBufs [][]byte             // one gather list entry per held buffer
 }
 
-func (w *writer) init(l *Log, active *segment) {
+func (w *writer) init(l *Log, active *segment) error {
 	w.l = l
 	w.active = active
 	w.end = active.end()
@@ -62,6 +71,16 @@ func (w *writer) init(l *Log, active *segment) {
 	if active.prealloc == 0 {
 		active.prealloc = active.size
 	}
+	if !l.opts.Direct {
+		return nil
+	}
+	pool, err := l.opts.Backend.DirectBuffers()
+	if err != nil {
+		return fmt.Errorf("topiclog: Options.Direct needs the backend's direct-write buffers: %w", err)
+	}
+	w.pool = pool
+	w.tail = make([]byte, 0, directBlock)
+	return w.openDirect(active)
 }
 
 // Append adds b to the log and returns its offset. The batch becomes
@@ -119,7 +138,9 @@ func (l *Log) Pending() int {
 
 // Sync makes every appended batch durable and visible. It returns the
 // log's sticky error if an earlier write failed, or the error that makes
-// it sticky now.
+// it sticky now. In direct mode, a Sync whose ctx ends while it waits for
+// a buffer of the backend's pool returns that error without making it
+// sticky: the batches stay pending for the next Sync.
 func (l *Log) Sync(ctx context.Context) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -139,10 +160,14 @@ func (l *Log) sync(ctx context.Context) error {
 		return ErrClosed
 	}
 	a := w.active
-	if l.opts.Prealloc > 0 && w.size > a.prealloc {
+	need := w.size
+	if w.direct != nil {
+		need = alignUp(need) // the padding of the last block is written too
+	}
+	if l.opts.Prealloc > 0 && need > a.prealloc {
 		// Reserve the space before writing into it: fdatasync then has
 		// no block allocation to commit.
-		n := max(l.opts.Prealloc, w.size-a.prealloc)
+		n := max(l.opts.Prealloc, need-a.prealloc)
 		if err := a.data.Preallocate(a.prealloc, n); err != nil {
 			return w.fail(fmt.Errorf("preallocate %s: %w", a.data.Name(), err))
 		}
@@ -152,6 +177,9 @@ func (l *Log) sync(ctx context.Context) error {
 	// switches segments.
 	w.entries = w.entries[:0]
 	w.bufs = w.bufs[:0]
+	if w.direct != nil {
+		w.bufs = append(w.bufs, w.tail) // rewritten in front of the new bytes
+	}
 	for i := range w.pend {
 		p := &w.pend[i]
 		w.bufs = append(w.bufs, p.data)
@@ -159,15 +187,25 @@ func (l *Log) sync(ctx context.Context) error {
 	}
 	first := &w.pend[0].entry
 	w.idxBufs[0] = w.entries
-	w.commit.Writes = append(w.commit.Writes[:0],
-		backend.Write{File: a.data, Off: int64(first.Offset - a.base), Bufs: w.bufs},
-		backend.Write{File: a.idx, Off: index.EntryOffset(w.count - len(w.pend)), Bufs: w.idxBufs[:]},
-	)
-	w.commit.Sync = !testSkipSync
-	err := l.opts.Backend.Do(ctx, &w.commit)
+	idxWrite := backend.Write{File: a.idx, Off: index.EntryOffset(w.count - len(w.pend)), Bufs: w.idxBufs[:]}
+	var err error
+	if w.direct != nil {
+		err = l.writeDirect(ctx, int64(first.Offset-a.base), idxWrite)
+	} else {
+		w.commit.Writes = append(w.commit.Writes[:0],
+			backend.Write{File: a.data, Off: int64(first.Offset - a.base), Bufs: w.bufs},
+			idxWrite,
+		)
+		w.commit.Sync = !testSkipSync
+		err = l.opts.Backend.Do(ctx, &w.commit)
+	}
 	clear(w.commit.Writes)
 	clear(w.bufs)
 	if err != nil {
+		var nw notWritten
+		if errors.As(err, &nw) {
+			return nw.err // nothing changed that a later Sync does not redo
+		}
 		return w.fail(err)
 	}
 	l.mu.Lock()
@@ -196,9 +234,15 @@ func (l *Log) roll() error {
 		return err
 	}
 	old := w.active
-	if l.opts.Prealloc > 0 && old.prealloc > old.size {
-		// Give back the space reserved beyond the end: a sealed segment
-		// is exactly its data.
+	// A sealed segment is exactly its data: give back the space reserved
+	// beyond the end, and cut the zero padding direct writes leave after
+	// it. Recovery trusts every segment but the newest to end exactly
+	// where its last batch ends.
+	trim := l.opts.Prealloc > 0 && old.prealloc > old.size
+	if w.direct != nil && old.size%directBlock != 0 {
+		trim = true
+	}
+	if trim {
 		if err := old.data.Truncate(old.size); err != nil {
 			return w.fail(fmt.Errorf("trim %s: %w", old.data.Name(), err))
 		}
@@ -206,6 +250,7 @@ func (l *Log) roll() error {
 			return w.fail(fmt.Errorf("sync %s: %w", old.data.Name(), err))
 		}
 	}
+	w.closeDirect()
 	s, err := l.createSegment(w.end)
 	if err != nil {
 		return w.fail(err)
@@ -215,6 +260,11 @@ func (l *Log) roll() error {
 	l.segs = append(l.segs, s)
 	l.mu.Unlock()
 	w.active, w.size, w.count = s, 0, 0
+	if l.opts.Direct {
+		if err := w.openDirect(s); err != nil {
+			return w.fail(err)
+		}
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -194,5 +195,60 @@ func TestOSClosedFile(t *testing.T) {
 	}
 	if _, err := f.Size(); !errors.Is(err, fs.ErrClosed) {
 		t.Errorf("Size after Close: %v, want ErrClosed", err)
+	}
+}
+
+// alignedBuf returns n bytes of heap memory starting at a multiple of
+// DirectAlign.
+func alignedBuf(n int) []byte {
+	raw := make([]byte, n+DirectAlign)
+	addr := reflect.ValueOf(&raw[0]).Pointer()
+	skip := int((DirectAlign - addr%DirectAlign) % DirectAlign)
+	return raw[skip : skip+n : skip+n]
+}
+
+func TestOSOpenDirect(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "seg")
+	f := mustCreate(t, OS(), name, []byte("buffered"))
+	defer f.Close()
+	d, err := OpenDirect(OS(), name)
+	if errors.Is(err, ErrDirectUnsupported) {
+		t.Skipf("%s refuses O_DIRECT: %v", dir, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	p := alignedBuf(2 * DirectAlign)
+	for i := range p {
+		p[i] = byte(i % 251)
+	}
+	if n, err := d.WriteAt(p, DirectAlign); err != nil || n != len(p) {
+		t.Fatalf("aligned direct write: %d, %v", n, err)
+	}
+	got := make([]byte, len(p))
+	if _, err := f.ReadAt(got, DirectAlign); err != nil || !bytes.Equal(got, p) {
+		t.Fatalf("buffered read after a direct write: %v", err)
+	}
+	// File systems that state an alignment (statx) refuse a misaligned
+	// write; tmpfs since Linux 6.6 takes O_DIRECT without any rule.
+	var st unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, name, 0, unix.STATX_DIOALIGN, &st) == nil && st.Mask&unix.STATX_DIOALIGN != 0 && st.Dio_offset_align > 1 {
+		if _, err := d.WriteAt(p[:DirectAlign], 1); !errors.Is(err, unix.EINVAL) {
+			t.Fatalf("misaligned direct write: %v, want EINVAL", err)
+		}
+	}
+	if _, err := OpenDirect(OS(), filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenDirect of a missing file: %v", err)
+	}
+}
+
+// plainFS hides OpenDirect.
+type plainFS struct{ FS }
+
+func TestOpenDirectUnsupported(t *testing.T) {
+	if _, err := OpenDirect(plainFS{OS()}, "x"); !errors.Is(err, ErrDirectUnsupported) {
+		t.Fatalf("OpenDirect on an FS without it: %v", err)
 	}
 }

@@ -11,6 +11,8 @@
 package vfs
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 )
@@ -92,4 +94,46 @@ type Observer interface {
 	BeforeSync() error
 	// AfterSync is told that an fdatasync succeeded.
 	AfterSync()
+}
+
+// DirectAlign is the alignment this module uses for O_DIRECT I/O: the file
+// offset, the length and the memory address of every direct read or write
+// are multiples of it. 4096 is at least the logical block size of the
+// disks and file systems the engine runs on; OS().OpenDirect refuses a file
+// whose file system asks for more.
+const DirectAlign = 4096
+
+// ErrDirectUnsupported reports a file system or file that cannot be opened
+// for O_DIRECT I/O (for example tmpfs on kernels before 6.6, which fail the
+// open with EINVAL, or an FS that does not implement DirectOpener).
+var ErrDirectUnsupported = errors.New("vfs: O_DIRECT not supported")
+
+// DirectOpener is implemented by file systems that can open an existing
+// file a second time for O_DIRECT I/O. The returned File is another handle
+// of the same file: what it writes is what the file's other handles read,
+// and a Sync through any of them covers it. Reads and writes through it
+// must be aligned to DirectAlign (offset, length and buffer address); the
+// kernel fails them with EINVAL otherwise. Use it for writes only and keep
+// an ordinary handle for reads, sendfile, Truncate and Preallocate.
+type DirectOpener interface {
+	OpenDirect(name string) (File, error)
+}
+
+// OpenDirect opens name on fsys for O_DIRECT I/O, or fails with an error
+// wrapping ErrDirectUnsupported when fsys does not implement DirectOpener.
+func OpenDirect(fsys FS, name string) (File, error) {
+	d, ok := fsys.(DirectOpener)
+	if !ok {
+		return nil, &os.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w: %T has no OpenDirect", ErrDirectUnsupported, fsys)}
+	}
+	return d.OpenDirect(name)
+}
+
+// WriteChecker is implemented by files whose writes must obey rules that
+// BeforeWrite's offset and length cannot express, such as the alignment of
+// the memory an O_DIRECT write comes from. A backend calls CheckWrite with
+// a write's gather list before BeforeWrite; a non-nil error fails the
+// write: nothing is written and BeforeWrite is not called.
+type WriteChecker interface {
+	CheckWrite(off int64, bufs [][]byte) error
 }

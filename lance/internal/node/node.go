@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lance-go/lance/lance/internal/config"
+	"github.com/lance-go/lance/lance/internal/numa"
 	"github.com/lance-go/lance/lance/internal/server"
 	"github.com/lance-go/lance/lance/internal/topics"
 	"github.com/lance-go/lance/lnc-io/backend"
@@ -55,6 +56,14 @@ func Start(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 			n.closeAll()
 		}
 	}()
+	switch cfg.Replication.Mode {
+	case config.ModeL1, "":
+		if len(cfg.Replication.Peers) > 0 {
+			log.Warn("replication.peers is not used in l1 mode: this node replicates to no one", "peers", cfg.Replication.Peers)
+		}
+	default:
+		return nil, fmt.Errorf("replication.mode: %q is not available in this build (only l1)", cfg.Replication.Mode)
+	}
 	dataDir := cfg.Node.DataDir
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node.data_dir: %w", err)
@@ -63,12 +72,18 @@ func Start(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		return nil, err
 	}
 
+	plan, storagePin, err := numaSetup(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	probe := backend.Probe()
 	kind, err := backend.ParseKind(cfg.IO.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("io.backend: %w", err)
 	}
-	n.be, err = backend.Open(backend.Config{Kind: kind, Workers: cfg.IO.Workers, RingEntries: cfg.IO.UringSQDepth})
+	n.be, err = backend.Open(backend.Config{
+		Kind: kind, Workers: cfg.IO.Workers, RingEntries: cfg.IO.UringSQDepth, ThreadInit: storagePin,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("io.backend %s: %w", kind, err)
 	}
@@ -85,7 +100,8 @@ func Start(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 	n.reg, err = topics.Open(dataDir, topics.Options{
 		FS: vfs.OS(), Backend: n.be,
 		SegmentSize: int64(cfg.IO.SegmentSize), Prealloc: preallocOf(int64(cfg.IO.Prealloc)),
-		Node: cfg.Node.ID, BatchBytes: int64(cfg.IO.BatchSize), QueueBytes: int64(cfg.Limits.TopicQueueBytes),
+		Direct: cfg.IO.ODirect,
+		Node:   cfg.Node.ID, BatchBytes: int64(cfg.IO.BatchSize), QueueBytes: int64(cfg.Limits.TopicQueueBytes),
 		DefaultRetention: topiclog.Retention{MaxAge: cfg.Retention.MaxAge, MaxBytes: int64(cfg.Retention.MaxBytes)},
 		Logger:           log, Observer: srvMetrics,
 	})
@@ -116,12 +132,14 @@ func Start(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		return nil, err
 	}
 	srvMetrics.m.Store(n.srv.Metrics)
+	n.srv.Metrics.Gauge("lance_numa_pinned_ingest_cpus", func() float64 { return float64(len(plan.IngestCPUs)) })
+	n.srv.Metrics.Gauge("lance_numa_pinned_storage_cpus", func() float64 { return float64(len(plan.StorageCPUs)) })
 
 	if cfg.HTTP.Bind != "" {
 		if n.httpLn, err = net.Listen("tcp", cfg.HTTP.Bind); err != nil {
 			return nil, fmt.Errorf("http.bind: %w", err)
 		}
-		info := map[string]string{"mode": "l1", "data_dir": dataDir}
+		info := map[string]string{"mode": "l1", "data_dir": dataDir, "numa": numaInfo(cfg, plan)}
 		n.httpSrv = &http.Server{Handler: n.srv.HTTPHandler(&n.health, info), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -254,4 +272,11 @@ func ParseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(strings.ToUpper(s)))
 	return l, err
+}
+
+func numaInfo(cfg config.Config, p numa.Plan) string {
+	if !cfg.NUMA.Enabled {
+		return "disabled"
+	}
+	return p.Message
 }

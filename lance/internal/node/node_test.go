@@ -146,3 +146,45 @@ func TestZeroCopyFetch(t *testing.T) {
 		t.Fatal("the sendfile path was not taken")
 	}
 }
+
+// TestSeedReadmeConfig runs a node from the seed README's lance.toml as
+// it is (O_DIRECT, NUMA on, L1 with peers), with only the data directory
+// and the addresses moved by flags, which override the file.
+func TestSeedReadmeConfig(t *testing.T) {
+	cfg, action, err := config.Load([]string{
+		"--config", "../config/testdata/seed-readme.toml",
+		"--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--health", "127.0.0.1:0",
+	}, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil || action != config.ActionRun {
+		t.Fatalf("load: %v %v", action, err)
+	}
+	if !cfg.IO.ODirect || !cfg.NUMA.Enabled || cfg.Node.ID != 1 {
+		t.Fatalf("the file was not applied: %+v", cfg)
+	}
+	n, err := Start(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(5 * time.Second)
+	c := dial(t, n.Addr().String())
+	d := checksum.IEEE
+	c.send(frame.AppendControl(nil, d, uint8(control.CodeCreateTopic), []byte("seed")))
+	tp, err := control.DecodeTopic(c.next().Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for i := range 50 {
+		b := bytes.Repeat([]byte{byte(i)}, 1+i*97)
+		want = append(want, b...)
+		c.send(frame.AppendIngest(nil, d, uint64(i), 1, 1, tp.ID, b))
+		if f := c.next(); f.Kind() != frame.KindAck {
+			t.Fatalf("batch %d: %+v %q", i, f.Header, f.Payload)
+		}
+	}
+	c.send(frame.AppendControl(nil, d, uint8(control.CodeFetch), control.Fetch{TopicID: tp.ID, MaxBytes: 1 << 20}.AppendTo(nil)))
+	fr, err := control.DecodeFetchResponse(c.next().Payload)
+	if err != nil || !bytes.Equal(fr.Data, want) {
+		t.Fatalf("fetch: %v, %d bytes, want %d", err, len(fr.Data), len(want))
+	}
+}

@@ -263,8 +263,7 @@ func (c *conn) control(f *frame.Frame) bool {
 			c.s.Metrics.countErr(err)
 			return c.errorReply("Storage error: " + err.Error())
 		}
-		reply := control.RetentionSet{TopicID: m.TopicID, MaxAgeSecs: m.MaxAgeSecs, MaxBytes: m.MaxBytes}
-		return c.controlReply(control.CodeTopicResponse, reply.AppendTo)
+		return c.controlReply(control.CodeTopicResponse, control.RetentionSet(m).AppendTo)
 
 	case control.CodeGetClusterStatus:
 		st := control.StandaloneClusterStatus()

@@ -125,3 +125,6 @@ func (m *Metrics) countErr(err error) {
 
 // SendfileBytes returns the bytes sent by the zero-copy fetch path.
 func (m *Metrics) SendfileBytes() uint64 { return m.sendfileBytes.Get() }
+
+// Gauge registers a gauge computed by f, for series the node adds.
+func (m *Metrics) Gauge(name string, f func() float64) { m.set.NewGauge(name, f) }

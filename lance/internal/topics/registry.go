@@ -8,8 +8,8 @@
 //	topics/<name>/topic.json      Meta: id, name, created_at, topic_epoch, retention
 //	topics/<name>/offsets.log     committed consumer offsets (see offsets.go)
 //	topics/<name>/<20 digits>.lnc segments and their .idx (lnc-io/topiclog)
-//	topics/.new-<name>            a creation that did not finish; removed at start
-//	topics/.del-<id>-<name>       a deletion that did not finish; removed at start
+//	topics/.new-<id>              a creation that did not finish; removed at start
+//	topics/.del-<id>              a deletion that did not finish; removed at start
 //	LOCK                          flock held by the running server
 package topics
 
@@ -54,7 +54,9 @@ type Options struct {
 	// Log options for every topic log.
 	SegmentSize int64
 	Prealloc    int64
-	Node        uint16
+	// Direct writes segment data with O_DIRECT (topiclog.Options.Direct).
+	Direct bool
+	Node   uint16
 	// BatchBytes caps the bytes one group commit gathers.
 	BatchBytes int64
 	// QueueBytes caps the bytes waiting for one topic's writer.
@@ -187,7 +189,7 @@ func (r *Registry) openTopic(dir string, m Meta) (*Topic, error) {
 	l, err := topiclog.Open(dir, topiclog.Options{
 		FS: r.opts.FS, Backend: r.opts.Backend,
 		SegmentSize: r.opts.SegmentSize, Prealloc: r.opts.Prealloc,
-		Node: r.opts.Node, Now: r.opts.Now,
+		Node: r.opts.Node, Now: r.opts.Now, Direct: r.opts.Direct,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("topics: open topic %q: %w", m.Name, err)
@@ -261,7 +263,9 @@ func (r *Registry) Create(name string, ret *Retention) (*Topic, error) {
 		rc := *ret
 		m.Retention = &rc
 	}
-	tmp := filepath.Join(r.dir, ".new-"+name)
+	// Staging and deletion names carry the id, not the name, so that they
+	// fit the 255-byte file name limit whatever the topic's name.
+	tmp := filepath.Join(r.dir, fmt.Sprintf(".new-%d", id))
 	final := filepath.Join(r.dir, name)
 	if err := fs.RemoveAll(tmp); err != nil {
 		return nil, fmt.Errorf("topics: %w", err)
@@ -317,7 +321,7 @@ func (r *Registry) Delete(id uint32) error {
 		return fmt.Errorf("%w: id %d", ErrNotFound, id)
 	}
 	fs := r.opts.FS
-	gone := filepath.Join(r.dir, fmt.Sprintf(".del-%d-%s", id, t.name))
+	gone := filepath.Join(r.dir, fmt.Sprintf(".del-%d", id))
 	if err := fs.Rename(t.dir, gone); err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}

@@ -88,6 +88,22 @@
 // Determinism: the same seed and the same sequence of calls give the same
 // faults; concurrent callers make the sequence depend on scheduling.
 //
+// # O_DIRECT handles
+//
+// OpenDirect opens an existing file again, as vfs.DirectOpener describes:
+// the handle is one more descriptor of the same modelled file, so writes
+// through it, syncs through any handle, power cuts and injected faults
+// behave exactly as for the file's other handles. It enforces O_DIRECT's
+// rules as strictly as any disk does: the offset, length and memory
+// address of each read and write (including the writes a backend issues on
+// its descriptor, which it checks through vfs.WriteChecker) must be
+// multiples of vfs.DirectAlign, or the call fails with syscall.EINVAL
+// wrapping ErrMisaligned (not ErrInjected: it is the kernel's answer, not
+// a fault). A write cut short by the space limit stops at a block
+// boundary. The descriptor is a real O_DIRECT one where the inner file
+// system offers it, and an ordinary one elsewhere (the rules are enforced
+// all the same).
+//
 // # Limits of the model
 //
 // Renaming a directory is refused (ErrDirRename). Space is counted as the

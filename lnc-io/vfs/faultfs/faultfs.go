@@ -29,6 +29,10 @@ var (
 	// ErrDirRename is returned by Rename for a directory: the model keeps
 	// directories at fixed paths.
 	ErrDirRename = errors.New("faultfs: renaming a directory is not modelled")
+	// ErrMisaligned is returned, with syscall.EINVAL, by a read or write
+	// of a handle opened with OpenDirect whose offset, length or buffer
+	// address is not a multiple of vfs.DirectAlign.
+	ErrMisaligned = errors.New("faultfs: O_DIRECT transfer not aligned")
 )
 
 // errPoweredOff is what powered-off operations wrap: both sentinels.
@@ -82,7 +86,10 @@ type FS struct {
 	lastCut CutReport
 }
 
-var _ vfs.FS = (*FS)(nil)
+var (
+	_ vfs.FS           = (*FS)(nil)
+	_ vfs.DirectOpener = (*FS)(nil)
+)
 
 // Stats counts what an FS did. Operations refused because the power was
 // off are not counted.
@@ -205,6 +212,52 @@ func (fs *FS) open(name string, rw bool) (vfs.File, error) {
 		return nil, &os.PathError{Op: "open", Path: name, Err: ErrNotFile}
 	}
 	return fs.wrap(h, n, name, rw), nil
+}
+
+// OpenDirect implements vfs.DirectOpener: another read-write handle of the
+// existing file name, sharing the model with every other handle of the
+// file (writes through either are tracked alike, a sync through either
+// covers both, a power cut kills both), that enforces O_DIRECT's alignment
+// rules on its reads, its writes and the writes backends issue on its
+// descriptor (see CheckWrite). Fd is an O_DIRECT descriptor when the inner
+// file system implements vfs.DirectOpener and accepts O_DIRECT for the
+// file; otherwise (tmpfs on older kernels, a test wrapper) it is an
+// ordinary one and only the model enforces the rules, so that fault tests
+// of direct I/O run on any file system.
+func (fs *FS) OpenDirect(name string) (vfs.File, error) {
+	p, err := absPath(name)
+	if err != nil {
+		return nil, err
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if err := fs.checkOn("open", name); err != nil {
+		return nil, err
+	}
+	h, err := fs.inner.OpenRW(name)
+	if err != nil {
+		return nil, err
+	}
+	_, _, e := fs.lookup(p)
+	n, ok := e.(*fileNode)
+	if !ok {
+		h.Close()
+		return nil, &os.PathError{Op: "open", Path: name, Err: ErrNotFile}
+	}
+	var dio vfs.File
+	if d, ok := fs.inner.(vfs.DirectOpener); ok {
+		dio, err = d.OpenDirect(name)
+		if errors.Is(err, vfs.ErrDirectUnsupported) {
+			dio, err = nil, nil // emulated: the model enforces the rules
+		}
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
+	f := fs.wrap(h, n, name, true)
+	f.direct, f.dio = true, dio
+	return f, nil
 }
 
 // Remove implements vfs.FS. The removed file's durable content is kept

@@ -1,8 +1,10 @@
 package faultfs
 
 import (
+	"fmt"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"github.com/lance-go/lance/lnc-io/vfs"
 )
@@ -16,6 +18,13 @@ type file struct {
 	node     *fileNode
 	name     string
 	writable bool
+	// direct marks a handle opened with OpenDirect: its reads and writes
+	// must be aligned to vfs.DirectAlign. dio, when not nil, is the inner
+	// file system's O_DIRECT descriptor that Fd hands to backends and
+	// WriteAt writes through; inner stays an ordinary descriptor for the
+	// model's own reads, Size, Truncate, Preallocate and Sync.
+	direct bool
+	dio    vfs.File
 
 	// Guarded by fs.mu.
 	boot   uint64     // the power cycle the file was opened in
@@ -24,8 +33,9 @@ type file struct {
 }
 
 var (
-	_ vfs.File     = (*file)(nil)
-	_ vfs.Observer = (*file)(nil)
+	_ vfs.File         = (*file)(nil)
+	_ vfs.Observer     = (*file)(nil)
+	_ vfs.WriteChecker = (*file)(nil)
 )
 
 // wrap makes the FS file for h. Called with fs.mu held.
@@ -99,6 +109,10 @@ func (f *file) BeforeWrite(off int64, n int) (int, error) {
 	if end := off + allowed; fs.limit >= 0 && nd.path != "" && end > nd.size {
 		if free := fs.limit - fs.used; end-nd.size > free {
 			allowed = max(0, min(allowed, nd.size+max(free, 0)-off))
+			if f.direct {
+				// An O_DIRECT write stops at a block boundary.
+				allowed &^= vfs.DirectAlign - 1
+			}
 			fs.stats.InjectedNoSpace++
 			ferr = injected("write", f.name, syscall.ENOSPC)
 		}
@@ -235,16 +249,59 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if f.direct {
+		if err := checkAligned("read", f.name, off, p); err != nil {
+			return 0, err
+		}
+	}
 	return f.inner.ReadAt(p, off)
+}
+
+// CheckWrite implements vfs.WriteChecker. On a handle opened with
+// OpenDirect it enforces O_DIRECT's rules as the strictest disks do: the
+// offset, every buffer's length and every buffer's address are multiples
+// of vfs.DirectAlign; otherwise the write fails with EINVAL (wrapping
+// ErrMisaligned) before anything is written. Other handles accept
+// anything.
+func (f *file) CheckWrite(off int64, bufs [][]byte) error {
+	if !f.direct {
+		return nil
+	}
+	return checkAligned("write", f.name, off, bufs...)
+}
+
+// checkAligned applies O_DIRECT's alignment rules to a transfer.
+func checkAligned(op, name string, off int64, bufs ...[]byte) error {
+	const mask = vfs.DirectAlign - 1
+	bad := off&mask != 0
+	for _, b := range bufs {
+		// unsafe: only the numeric address of the buffer is taken, to test
+		// its alignment; nothing is read or written through it.
+		addr := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		if len(b)&mask != 0 || addr&mask != 0 {
+			bad = true
+		}
+	}
+	if bad {
+		return &os.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %w", ErrMisaligned, syscall.EINVAL)}
+	}
+	return nil
 }
 
 // WriteAt implements vfs.File through the Observer hooks.
 func (f *file) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.CheckWrite(off, [][]byte{p}); err != nil {
+		return 0, err
+	}
 	allowed, ferr := f.BeforeWrite(off, len(p))
 	if allowed == 0 {
 		return 0, ferr
 	}
-	n, err := f.inner.WriteAt(p[:allowed], off)
+	h := f.inner
+	if f.dio != nil {
+		h = f.dio
+	}
+	n, err := h.WriteAt(p[:allowed], off)
 	f.afterWrite(off, n, allowed) // the call is over: nothing more can land
 	if err == nil {
 		err = ferr
@@ -329,7 +386,14 @@ func (f *file) Name() string { return f.name }
 // Fd implements vfs.File. The descriptor stays open until Close, even after
 // a power cut, so that a late write of the old process can never land in a
 // reused descriptor.
-func (f *file) Fd() uintptr { return f.inner.Fd() }
+// A handle opened with OpenDirect returns its O_DIRECT descriptor when the
+// inner file system gave one.
+func (f *file) Fd() uintptr {
+	if f.dio != nil {
+		return f.dio.Fd()
+	}
+	return f.inner.Fd()
+}
 
 // Close implements vfs.File. It always releases the descriptor; for a file
 // of an earlier power cycle it then reports ErrPoweredOff.
@@ -349,6 +413,11 @@ func (f *file) Close() error {
 	// without the lock.
 	fs.mu.Unlock()
 	err := f.inner.Close()
+	if f.dio != nil {
+		if derr := f.dio.Close(); err == nil {
+			err = derr
+		}
+	}
 	if dead {
 		return poweredOff("close", f.name)
 	}
