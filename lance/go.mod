@@ -8,6 +8,7 @@ require (
 	github.com/lance-go/lance/lnc-core v0.0.0
 	github.com/lance-go/lance/lnc-io v0.0.0
 	github.com/lance-go/lance/lnc-network v0.0.0
+	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.50.0
 )
 

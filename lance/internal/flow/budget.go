@@ -62,11 +62,13 @@ func (b *Budget) Acquire(ctx context.Context, n int64) error {
 // Release gives n bytes back and wakes the waiters.
 func (b *Budget) Release(n int64) {
 	b.mu.Lock()
-	b.used -= n
-	if b.used < 0 {
+	if n > b.used {
+		// Refused before the count changes, so that the budget stays
+		// consistent for whoever recovers the panic.
 		b.mu.Unlock()
 		panic("flow: budget released more than acquired")
 	}
+	b.used -= n
 	ws := b.waiters
 	b.waiters = nil
 	b.mu.Unlock()

@@ -49,8 +49,10 @@ type Node struct {
 
 // Start brings a node up: it returns once the node accepts clients, or
 // with the error that stopped it.
-func Start(cfg config.Config, log *slog.Logger) (n *Node, err error) {
-	n = &Node{cfg: cfg, log: log, served: make(chan error, 1)}
+func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
+	// n is not the named result: "return nil, err" must not hide it from
+	// the clean-up below.
+	n := &Node{cfg: cfg, log: log, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			n.closeAll()

@@ -56,6 +56,12 @@ func (c *conn) ingest(f *frame.Frame) bool {
 		c.s.Metrics.errInvalid.Inc()
 		return c.errorReply(control.EmptyIngest)
 	}
+	// The token check comes before the topic lookup, so that a client
+	// that has not authenticated cannot probe which topic ids exist.
+	if err := c.s.opts.Access.CheckAuth(c.id, OpProduce); err != nil {
+		c.s.Metrics.errAuth.Inc()
+		return c.errorReply(err.Error())
+	}
 	t := c.s.reg.ByID(h.TopicID)
 	if t == nil {
 		c.s.Metrics.errTopic.Inc()
@@ -170,7 +176,15 @@ func (c *conn) control(f *frame.Frame) bool {
 	p := f.Payload
 	acc := c.s.opts.Access
 	reg := c.s.reg
-	switch code := control.CodeFromBatchID(f.BatchID); code {
+	code := control.CodeFromBatchID(f.BatchID)
+	// The token check comes first, before payloads are decoded and topics
+	// looked up: a client that has not authenticated learns nothing.
+	if op := requestOp(code); op != 0 {
+		if err := acc.CheckAuth(c.id, op); err != nil {
+			return c.denied(err)
+		}
+	}
+	switch code {
 	case control.CodeCreateTopic:
 		m, err := control.DecodeCreateTopic(p)
 		if err != nil {
@@ -220,9 +234,6 @@ func (c *conn) control(f *frame.Frame) bool {
 		return c.controlReply(control.CodeTopicResponse, control.TopicDeleted{ID: m.TopicID}.AppendTo)
 
 	case control.CodeListTopics:
-		if err := acc.CheckAuth(c.id, OpDescribe); err != nil {
-			return c.denied(err)
-		}
 		var list control.TopicList
 		for _, t := range reg.List() {
 			if acc.Allow(c.id, OpDescribe, t.Name()) == nil {
@@ -368,6 +379,11 @@ func (c *conn) control(f *frame.Frame) bool {
 		if err != nil {
 			return c.decodeFailed(err)
 		}
+		if t := reg.ByID(m.TopicID); t != nil {
+			if err := acc.Allow(c.id, OpConsume, t.Name()); err != nil {
+				return c.denied(err)
+			}
+		}
 		d := c.replyDialect()
 		return c.reply(func(b []byte) []byte { return frame.AppendAck(b, d, m.ConsumerID) })
 
@@ -401,4 +417,21 @@ func (c *conn) control(f *frame.Frame) bool {
 		c.s.Metrics.errInvalid.Inc()
 		return c.errorReply(control.InvalidClientCommand)
 	}
+}
+
+// requestOp is the operation a control request is checked for (token
+// requirement first, then the topic's ACL); 0 for requests open to all
+// (GetClusterStatus, Authenticate) and for codes that are refused anyway.
+func requestOp(code control.Code) Op {
+	switch code {
+	case control.CodeCreateTopic, control.CodeCreateTopicWithRetention,
+		control.CodeDeleteTopic, control.CodeSetRetention:
+		return OpAdmin
+	case control.CodeListTopics, control.CodeGetTopic:
+		return OpDescribe
+	case control.CodeFetch, control.CodeFetchBatches, control.CodeOffsetForTime,
+		control.CodeSubscribe, control.CodeUnsubscribe, control.CodeCommitOffset:
+		return OpConsume
+	}
+	return 0
 }

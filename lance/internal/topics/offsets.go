@@ -123,9 +123,11 @@ func (s *offsetStore) commit(consumer, offset uint64) error {
 		return fmt.Errorf("topics: write %s: %w", s.path, err)
 	}
 	if err := s.f.Sync(); err != nil {
-		// The record may or may not be on disk; the next load decides.
-		// Keep appending after it, never over it.
-		s.size += offsetRecordSize
+		// The record may or may not reach the disk: a failed fsync can
+		// drop the bytes it covered while the file keeps its size. The
+		// next commit writes its record over this one, so that no hole
+		// is left before records acknowledged later (a load stops at
+		// the first bad record).
 		return fmt.Errorf("topics: sync %s: %w", s.path, err)
 	}
 	s.size += offsetRecordSize

@@ -121,7 +121,9 @@ func Open(dataDir string, opts Options) (*Registry, error) {
 	var st registryState
 	switch err := readJSONFile(fs, filepath.Join(r.dir, registryFile), &st); {
 	case err == nil:
-		r.next = max(st.NextTopicID, 1)
+		// 0 is what Create stores after handing out the last u32 id:
+		// exhausted, not fresh.
+		r.next = st.NextTopicID
 	case errors.Is(err, iofs.ErrNotExist):
 	default:
 		return nil, fmt.Errorf("topics: %w", err)
@@ -165,7 +167,7 @@ func Open(dataDir string, opts Options) (*Registry, error) {
 		}
 		snap.byID[m.ID] = t
 		snap.byName[m.Name] = t
-		if m.ID >= r.next {
+		if r.next != 0 && m.ID >= r.next {
 			r.next = m.ID + 1
 		}
 	}

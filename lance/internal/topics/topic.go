@@ -226,6 +226,15 @@ func (t *Topic) commit(batch []*Ingest, bytes int64) {
 	if appended > 0 {
 		err = t.log.Sync(context.Background())
 	}
+	failErr := err
+	if failErr == nil {
+		failErr = appendErr
+	}
+	// Recorded before any submitter hears of the failure, so that one
+	// who did sees Failed() report it.
+	if failErr != nil && errors.Is(failErr, topiclog.ErrWriteFailed) {
+		t.reg.storageFailed(t, failErr)
+	}
 	for _, in := range batch {
 		switch {
 		case in.Err != nil:
@@ -236,17 +245,11 @@ func (t *Topic) commit(batch []*Ingest, bytes int64) {
 			in.finish(in.Offset, nil)
 		}
 	}
-	if err == nil {
-		err = appendErr
-	}
 	if appended > 0 {
 		t.wake()
 	}
 	if t.reg.opts.Observer != nil {
-		t.reg.opts.Observer.Committed(t.name, len(batch), bytes, time.Since(start), err)
-	}
-	if err != nil && errors.Is(err, topiclog.ErrWriteFailed) {
-		t.reg.storageFailed(t, err)
+		t.reg.opts.Observer.Committed(t.name, len(batch), bytes, time.Since(start), failErr)
 	}
 }
 
