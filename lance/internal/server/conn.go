@@ -84,6 +84,7 @@ type conn struct {
 	stopOnce sync.Once
 
 	id       Identity
+	authOK   bool // id may do something without a token (checked until true)
 	d        atomic.Uint32 // checksum.Dialect of the connection, once known
 	inflight atomic.Int32  // ingests whose ack is not yet written
 	bpSent   bool          // a backpressure frame went out in this stall
@@ -169,7 +170,8 @@ func (c *conn) serve() {
 // violation (the connection is then closed without a reply, as LWP says),
 // an idle timeout or stopReading.
 func (c *conn) readLoop() {
-	c.nc.SetReadDeadline(time.Now().Add(c.s.opts.HandshakeTimeout))
+	authBy := time.Now().Add(c.s.opts.HandshakeTimeout)
+	c.nc.SetReadDeadline(authBy)
 	for {
 		select {
 		case <-c.stop:
@@ -200,11 +202,27 @@ func (c *conn) readLoop() {
 		}
 		if framed {
 			c.releaseFrameMemory()
+			var deadline time.Time
 			if idle := c.s.opts.IdleTimeout; idle > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(idle))
-			} else {
-				c.nc.SetReadDeadline(time.Time{})
+				deadline = time.Now().Add(idle)
 			}
+			if !c.authOK {
+				// A connection that may do nothing until it presents a
+				// token has the handshake deadline to do so.
+				if c.needsToken() {
+					if time.Now().After(authBy) {
+						c.s.Metrics.errAuth.Inc()
+						c.log.Info("closing a connection that did not authenticate in time")
+						return
+					}
+					if deadline.IsZero() || deadline.After(authBy) {
+						deadline = authBy
+					}
+				} else {
+					c.authOK = true
+				}
+			}
+			c.nc.SetReadDeadline(deadline)
 		}
 		if rerr != nil {
 			c.readEnded(rerr, n)
@@ -321,4 +339,11 @@ func (c *conn) releaseItem(it *outItem) {
 		}
 		c.inflight.Add(-1)
 	}
+}
+
+// needsToken reports whether the connection can do nothing at all until
+// it authenticates (token auth on, without write_only).
+func (c *conn) needsToken() bool {
+	acc := c.s.opts.Access
+	return acc.CheckAuth(c.id, OpConsume) != nil && acc.CheckAuth(c.id, OpProduce) != nil
 }
