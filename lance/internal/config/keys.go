@@ -118,7 +118,7 @@ var keyHelp = map[string]string{
 	"limits.max_connections":     "most client connections open at once",
 	"limits.conn_buffer_bytes":   "in-flight ingest bytes per connection",
 	"limits.topic_queue_bytes":   "bytes waiting for one topic's writer",
-	"limits.handshake_timeout":   "time allowed for the TLS handshake and the first frame",
+	"limits.handshake_timeout":   "time allowed for the TLS handshake and the first frame, and (token auth on every request) to authenticate",
 	"limits.idle_timeout":        "a connection with no frame for this long is closed; 0 = never",
 	"limits.write_timeout":       "time allowed for writing one reply",
 	"limits.max_fetch_bytes":     "cap on the data in one fetch reply",

@@ -84,7 +84,7 @@ type conn struct {
 	stopOnce sync.Once
 
 	id       Identity
-	authOK   bool // id may do something without a token (checked until true)
+	authOK   bool          // id may do something without a token (checked until true)
 	d        atomic.Uint32 // checksum.Dialect of the connection, once known
 	inflight atomic.Int32  // ingests whose ack is not yet written
 	bpSent   bool          // a backpressure frame went out in this stall
