@@ -77,7 +77,9 @@ func TestFsyncErrorStopsAcks(t *testing.T) {
 		}
 	}
 	d := checksum.IEEE
-	send := func(topic uint32, id uint64) { nc.Write(frame.AppendIngest(nil, d, id, 1, 1, topic, []byte("payload"))) }
+	send := func(topic uint32, id uint64) {
+		nc.Write(frame.AppendIngest(nil, d, id, 1, 1, topic, []byte("payload")))
+	}
 
 	send(1, 1)
 	if f := next(); f.Kind() != frame.KindAck || f.BatchID != 1 {
