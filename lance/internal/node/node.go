@@ -128,7 +128,6 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		MaxFetch:          int(cfg.Limits.MaxFetchBytes),
 		MaxLongPoll:       cfg.Limits.MaxLongPoll,
 		ConsumerRateLimit: int64(cfg.Limits.ConsumerRateLimit),
-		Peers:             cfg.Replication.Peers,
 	})
 	if err != nil {
 		return nil, err

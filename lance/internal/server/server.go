@@ -48,8 +48,6 @@ type Options struct {
 	// ConsumerRateLimit caps fetch bytes per second per connection; 0
 	// means unlimited.
 	ConsumerRateLimit int64
-	// Peers are listed by GetClusterStatus in L1 (as known, not live).
-	Peers []string
 }
 
 func (o *Options) setDefaults() {
