@@ -188,3 +188,64 @@ func TestSeedReadmeConfig(t *testing.T) {
 		t.Fatalf("fetch: %v, %d bytes, want %d", err, len(fr.Data), len(want))
 	}
 }
+
+// TestCorruptionNotServed flips a byte of a stored batch behind the
+// server's back: fetches touching that batch are refused with an error,
+// the others still work.
+func TestCorruptionNotServed(t *testing.T) {
+	cfg := testConfig(t)
+	n, err := Start(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(5 * time.Second)
+	c := dial(t, n.Addr().String())
+	d := checksum.IEEE
+	c.send(frame.AppendControl(nil, d, uint8(control.CodeCreateTopic), []byte("rot")))
+	tp, err := control.DecodeTopic(c.next().Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c.send(frame.AppendIngest(nil, d, uint64(i), 1, 1, tp.ID, bytes.Repeat([]byte{'a' + byte(i)}, 100)))
+		if f := c.next(); f.Kind() != frame.KindAck {
+			t.Fatalf("ingest %d: %+v", i, f.Header)
+		}
+	}
+	seg := cfg.Node.DataDir + "/topics/rot/00000000000000000000.lnc"
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{'X'}, 150); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	fetch := func(off uint64, max uint32) frame.Frame {
+		c.send(frame.AppendControl(nil, d, uint8(control.CodeFetch), control.Fetch{TopicID: tp.ID, StartOffset: off, MaxBytes: max}.AppendTo(nil)))
+		return c.next()
+	}
+	isErr := func(f frame.Frame) bool {
+		return f.Kind() == frame.KindControl && control.CodeFromBatchID(f.BatchID) == control.CodeErrorResponse
+	}
+	for _, r := range [][2]uint64{{0, 1 << 20}, {120, 10}, {199, 1}, {150, 1}} {
+		if f := fetch(r[0], uint32(r[1])); !isErr(f) {
+			t.Fatalf("fetch %v of the damaged batch was served: %+v %q", r, f.Header, f.Payload)
+		}
+	}
+	for _, r := range [][2]uint64{{0, 100}, {200, 100}, {250, 10}} {
+		f := fetch(r[0], uint32(r[1]))
+		fr, err := control.DecodeFetchResponse(f.Payload)
+		if isErr(f) || err != nil || len(fr.Data) != int(r[1]) {
+			t.Fatalf("fetch %v of a sound batch: %+v %q", r, f.Header, f.Payload)
+		}
+	}
+	c.send(frame.AppendControl(nil, d, uint8(control.CodeFetchBatches),
+		control.FetchBatches{TopicID: tp.ID, StartOffset: 100, MaxBytes: 1000}.AppendTo(nil)))
+	if f := c.next(); !isErr(f) {
+		t.Fatalf("FetchBatches of the damaged batch was served: %+v", f.Header)
+	}
+	if got := n.srv.Metrics.CRCFailures(); got == 0 {
+		t.Fatal("lance_crc_failures_total did not count the damage")
+	}
+}

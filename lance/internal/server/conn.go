@@ -94,9 +94,11 @@ type conn struct {
 	ings    chan *topics.Ingest // free list shared by reader and writer
 
 	// Writer state, owned by the writer goroutine.
-	wbuf []byte
-	dead bool // a write failed: drain without writing
-	rate rateLimiter
+	wbuf    []byte
+	dead    bool // a write failed: drain without writing
+	checked verified
+	vbuf    []byte // verifyRange's buffer for cut batches
+	rate    rateLimiter
 }
 
 func newConn(s *Server, nc net.Conn) *conn {

@@ -128,3 +128,6 @@ func (m *Metrics) SendfileBytes() uint64 { return m.sendfileBytes.Get() }
 
 // Gauge registers a gauge computed by f, for series the node adds.
 func (m *Metrics) Gauge(name string, f func() float64) { m.set.NewGauge(name, f) }
+
+// CRCFailures returns the batches refused because they failed their CRC.
+func (m *Metrics) CRCFailures() uint64 { return m.crcFailures.Get() }

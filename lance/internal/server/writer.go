@@ -170,8 +170,11 @@ func (c *conn) runFetch(it *outItem) {
 	b := c.s.pool.get(pre + int(n))
 	defer c.s.pool.put(b)
 	got, err := c.readLog(l, (*b)[pre:], off)
+	if err == nil {
+		err = c.verifyRange(it.topic, (*b)[pre:pre+got], off)
+	}
 	if err != nil {
-		c.log.Warn("fetch read failed", "topic", it.topic.Name(), "offset", off, "err", err)
+		c.log.Error("fetch refused", "topic", it.topic.Name(), "offset", off, "err", err)
 		c.s.Metrics.errIO.Inc()
 		c.writeControl(control.CodeErrorResponse, []byte("Storage error: "+err.Error()))
 		return
@@ -280,6 +283,9 @@ func (c *conn) runBatches(it *outItem) {
 		got, err := c.readLog(l, (*b)[pre:], first)
 		if err == nil && got != total {
 			err = io.ErrUnexpectedEOF
+		}
+		if err == nil {
+			err = c.verifyRange(t, (*b)[pre:pre+total], first)
 		}
 		if err != nil {
 			c.s.Metrics.errIO.Inc()
