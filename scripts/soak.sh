@@ -5,7 +5,8 @@
 #   scripts/soak.sh [CYCLES]
 #
 # CYCLES (default 10000) is used for the power-cut loop and the torn-tail
-# loop, per storage backend. Prints, per test and backend, the cycles run,
+# loop, per storage backend and write mode (buffered, O_DIRECT). Prints, per
+# test, backend and mode, the cycles run,
 # the acknowledged syncs and the violations (a violation fails the test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
