@@ -14,8 +14,11 @@ import (
 )
 
 type consumerConfig struct {
-	maxWait  time.Duration
-	maxBytes int
+	maxWait    time.Duration
+	maxBytes   int
+	store      OffsetStore
+	storeSet   bool // WithOffsetStore was given, perhaps with a nil store
+	consumerID uint64
 }
 
 // ConsumerOption configures a Consumer.
@@ -29,6 +32,17 @@ func WithMaxWait(d time.Duration) ConsumerOption { return func(c *consumerConfig
 // WithMaxBytes sets how much data one fetch may return, default 1 MiB.
 // The server sends at least one whole batch even when it is larger.
 func WithMaxBytes(n int) ConsumerOption { return func(c *consumerConfig) { c.maxBytes = n } }
+
+// WithOffsetStore makes the consumer resume from, and commit to, store
+// under consumerID. Before its first fetch (or its first Commit) the
+// consumer loads the offset committed for (topic, consumerID): when there
+// is one, reading starts there; when there is none, reading starts where
+// it would without a store, at the beginning of the log or wherever a
+// Seek made before that first fetch pointed. A Seek made after the first
+// fetch moves the consumer as usual. Consumer.Commit stores Position.
+func WithOffsetStore(store OffsetStore, consumerID uint64) ConsumerOption {
+	return func(c *consumerConfig) { c.store, c.storeSet, c.consumerID = store, true, consumerID }
+}
 
 // fetch modes: which command the server answers.
 const (
@@ -57,6 +71,11 @@ const classicPause = 50 * time.Millisecond
 // re-established and the fetch repeated; records may then be delivered
 // again only if the caller seeks back.
 //
+// With WithOffsetStore, a Consumer resumes from a committed offset and
+// Commit records its progress; delivery is then at least once across
+// restarts: records handed out after the last commit are handed out again
+// by the next consumer.
+//
 // A Consumer is safe for concurrent use, but its methods run one at a
 // time.
 type Consumer struct {
@@ -64,12 +83,15 @@ type Consumer struct {
 	topic string
 	cfg   consumerConfig
 
-	mu   sync.Mutex // guards every field below; held for each Poll and Seek
-	mode int
-	next uint64 // offset of the next byte to fetch
-	tail []byte // bytes of a record cut by the last fetch, starting at next-len(tail)
-	skip uint64 // records starting before this offset are dropped (a seek inside a batch)
-	pos  Offset // commit-safe position
+	commitMu sync.Mutex // serializes Commit, so that stored offsets follow Position's order
+
+	mu     sync.Mutex // guards every field below; held for each Poll and Seek
+	loaded bool       // the offset store was consulted (always true without one)
+	mode   int
+	next   uint64 // offset of the next byte to fetch
+	tail   []byte // bytes of a record cut by the last fetch, starting at next-len(tail)
+	skip   uint64 // records starting before this offset are dropped (a seek inside a batch)
+	pos    Offset // commit-safe position
 }
 
 // NewConsumer returns a Consumer of topic that starts at the beginning of
@@ -89,7 +111,10 @@ func NewConsumer(c *Client, topic string, opts ...ConsumerOption) (*Consumer, er
 	if cfg.maxBytes <= 0 || cfg.maxBytes > control.MaxFetchData {
 		return nil, fmt.Errorf("lance: max bytes %d out of range", cfg.maxBytes)
 	}
-	return &Consumer{cl: newClient(c.addr, c.cfg), topic: topic, cfg: cfg}, nil
+	if cfg.storeSet && cfg.store == nil {
+		return nil, errors.New("lance: WithOffsetStore needs a store")
+	}
+	return &Consumer{cl: newClient(c.addr, c.cfg), topic: topic, cfg: cfg, loaded: cfg.store == nil}, nil
 }
 
 // Close closes the consumer's connection. It is idempotent.
@@ -102,11 +127,62 @@ func (c *Consumer) Topic() string { return c.topic }
 // Poll, or by Records up to the record last yielded): where a restarted
 // consumer should seek to continue without loss. For records of a
 // compressed batch it stays at the batch's start until the batch's last
-// record is handed out.
+// record is handed out. With an offset store, the stored offset is only
+// applied at the first fetch; Position reports the fallback before that.
 func (c *Consumer) Position() Offset {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pos
+}
+
+// Commit stores Position in the consumer's offset store (WithOffsetStore).
+//
+// Position is the commit-safe offset: the one just after the last record
+// handed out, so a commit says "every record before this one is done".
+// Call Commit only once the records handed out so far are processed. A
+// consumer started later with the same store and consumer id begins with
+// the first record after the commit; records handed out after the commit
+// are delivered again. Called before the first fetch, Commit stores the
+// offset the consumer would start from, which leaves an earlier commit as
+// it was. Without a store Commit fails with ErrNoOffsetStore.
+func (c *Consumer) Commit(ctx context.Context) error {
+	if c.cfg.store == nil {
+		return fmt.Errorf("lance: commit %q: %w", c.topic, ErrNoOffsetStore)
+	}
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	c.mu.Lock()
+	err := c.loadLocked(ctx)
+	pos := c.pos
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("lance: commit %q: %w", c.topic, err)
+	}
+	if err := c.cfg.store.Commit(ctx, c.topic, c.cfg.consumerID, pos); err != nil {
+		return fmt.Errorf("lance: commit %q: %w", c.topic, err)
+	}
+	return nil
+}
+
+// loadLocked applies the committed offset once, before the first fetch.
+// On error it stays to be tried again.
+func (c *Consumer) loadLocked(ctx context.Context) error {
+	if c.loaded {
+		return nil
+	}
+	off, ok, err := c.cfg.store.Load(ctx, c.topic, c.cfg.consumerID)
+	if err != nil {
+		return fmt.Errorf("load the offset of consumer %d: %w", c.cfg.consumerID, err)
+	}
+	if ok {
+		c.setLocked(off)
+	}
+	c.loaded = true
+	return nil
+}
+
+func (c *Consumer) setLocked(off Offset) {
+	c.next, c.skip, c.pos, c.tail = uint64(off), uint64(off), off, nil
 }
 
 // SeekTarget says where Seek moves a consumer; build one with
@@ -141,7 +217,9 @@ func SeekOffset(o Offset) SeekTarget { return SeekTarget{kind: seekOffset, off: 
 // a server without it makes Seek fail with ErrUnsupported.
 func SeekTime(t time.Time) SeekTarget { return SeekTarget{kind: seekTime, t: t} }
 
-// Seek moves the consumer; the next Poll reads from the target.
+// Seek moves the consumer; the next Poll reads from the target. On a
+// consumer with an offset store, a Seek before the first fetch only sets
+// where to start when nothing is committed (see WithOffsetStore).
 func (c *Consumer) Seek(ctx context.Context, to SeekTarget) error {
 	var off Offset
 	switch to.kind {
@@ -189,7 +267,7 @@ func (c *Consumer) Seek(ctx context.Context, to SeekTarget) error {
 		}
 	}
 	c.mu.Lock()
-	c.next, c.skip, c.pos, c.tail = uint64(off), uint64(off), off, nil
+	c.setLocked(off)
 	c.mu.Unlock()
 	return nil
 }
@@ -256,6 +334,9 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 // pollLocked fetches once (or, in classic mode, until data or the max
 // wait) and parses what came.
 func (c *Consumer) pollLocked(ctx context.Context) ([]Record, error) {
+	if err := c.loadLocked(ctx); err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(c.cfg.maxWait)
 	for {
 		var base uint64

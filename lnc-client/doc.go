@@ -1,6 +1,8 @@
 // Package lance is the Go client of the LANCE stream server: a pipelined,
 // goroutine-safe connection (Client), topic administration by name, a
-// batching Producer and a Consumer that iterates over records.
+// batching Producer, a Consumer that iterates over records, and offset
+// stores (FileOffsetStore, ServerOffsetStore) from which a consumer
+// resumes after its last Commit.
 //
 // Import it as
 //

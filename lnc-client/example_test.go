@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	lance "github.com/lance-go/lance/lnc-client"
@@ -92,5 +93,75 @@ func Example_admin() {
 	}
 	for _, t := range topics {
 		fmt.Println(t.ID, t.Name)
+	}
+}
+
+func ExampleFileOffsetStore() {
+	dir, err := os.MkdirTemp("", "offsets-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := lance.NewFileOffsetStore(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, ok, err := store.Load(ctx, "events", 7); err != nil {
+		log.Fatal(err)
+	} else if !ok {
+		fmt.Println("nothing committed yet")
+	}
+	if err := store.Commit(ctx, "events", 7, 4096); err != nil {
+		log.Fatal(err)
+	}
+	off, ok, err := store.Load(ctx, "events", 7)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(off, ok)
+	// Output:
+	// nothing committed yet
+	// 4096 true
+}
+
+func ExampleWithOffsetStore() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client, err := lance.Dial(ctx, exampleAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	store, err := lance.NewFileOffsetStore("/var/lib/myapp/offsets")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Consumer 1 resumes after its last commit; the first time, it starts
+	// at the end of the log.
+	consumer, err := lance.NewConsumer(client, "events", lance.WithOffsetStore(store, 1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer consumer.Close()
+	if err := consumer.Seek(ctx, lance.SeekEnd); err != nil {
+		log.Fatal(err)
+	}
+	n := 0
+	for rec, err := range consumer.Records(ctx) {
+		if err != nil {
+			log.Print(err)
+			break
+		}
+		fmt.Printf("%s\n", rec.Value)
+		// The record is handled: committing now never loses it.
+		if n++; n%100 == 0 {
+			if err := consumer.Commit(ctx); err != nil {
+				log.Print(err)
+			}
+		}
+	}
+	if err := consumer.Commit(context.Background()); err != nil {
+		log.Print(err)
 	}
 }
