@@ -216,13 +216,9 @@ func (c *conn) control(f *frame.Frame) bool {
 
 	case control.CodeDeleteTopic:
 		m, _ := control.DecodeDeleteTopic(p) // short payloads read as topic 0
-		t := reg.ByID(m.TopicID)
+		t, ok := c.topicFor(m.TopicID, OpAdmin, control.ConfigTopicNotFound)
 		if t == nil {
-			c.s.Metrics.errTopic.Inc()
-			return c.errorReply(control.ConfigTopicNotFound(m.TopicID))
-		}
-		if err := acc.Allow(c.id, OpAdmin, t.Name()); err != nil {
-			return c.denied(err)
+			return ok
 		}
 		if err := reg.Delete(m.TopicID); err != nil {
 			if errors.Is(err, topics.ErrNotFound) {
@@ -244,13 +240,9 @@ func (c *conn) control(f *frame.Frame) bool {
 
 	case control.CodeGetTopic:
 		m, _ := control.DecodeGetTopic(p) // short payloads read as topic 0
-		t := reg.ByID(m.TopicID)
+		t, ok := c.topicFor(m.TopicID, OpDescribe, topicNotFoundText)
 		if t == nil {
-			c.s.Metrics.errTopic.Inc()
-			return c.errorReply(control.TopicNotFound)
-		}
-		if err := acc.Allow(c.id, OpDescribe, t.Name()); err != nil {
-			return c.denied(err)
+			return ok
 		}
 		return c.controlReply(control.CodeTopicResponse, topicJSON(t).AppendTo)
 
@@ -259,13 +251,9 @@ func (c *conn) control(f *frame.Frame) bool {
 		if err != nil {
 			return c.decodeFailed(err)
 		}
-		t := reg.ByID(m.TopicID)
+		t, ok := c.topicFor(m.TopicID, OpAdmin, control.ConfigTopicNotFound)
 		if t == nil {
-			c.s.Metrics.errTopic.Inc()
-			return c.errorReply(control.ConfigTopicNotFound(m.TopicID))
-		}
-		if err := acc.Allow(c.id, OpAdmin, t.Name()); err != nil {
-			return c.denied(err)
+			return ok
 		}
 		if _, err := reg.SetRetention(m.TopicID, *retentionOf(m.MaxAgeSecs, m.MaxBytes)); err != nil {
 			if errors.Is(err, topics.ErrNotFound) {
@@ -303,13 +291,9 @@ func (c *conn) control(f *frame.Frame) bool {
 		if err != nil {
 			return c.decodeFailed(err)
 		}
-		t := reg.ByID(m.TopicID)
+		t, ok := c.topicFor(m.TopicID, OpConsume, control.FetchTopicNotFound)
 		if t == nil {
-			c.s.Metrics.errTopic.Inc()
-			return c.errorReply(control.FetchTopicNotFound(m.TopicID))
-		}
-		if err := acc.Allow(c.id, OpConsume, t.Name()); err != nil {
-			return c.denied(err)
+			return ok
 		}
 		return c.push(outItem{kind: itemFetch, topic: t, off: m.StartOffset, max: m.MaxBytes})
 
@@ -318,13 +302,9 @@ func (c *conn) control(f *frame.Frame) bool {
 		if err != nil {
 			return c.decodeFailed(err)
 		}
-		t := reg.ByID(m.TopicID)
+		t, ok := c.topicFor(m.TopicID, OpConsume, control.FetchTopicNotFound)
 		if t == nil {
-			c.s.Metrics.errTopic.Inc()
-			return c.errorReply(control.FetchTopicNotFound(m.TopicID))
-		}
-		if err := acc.Allow(c.id, OpConsume, t.Name()); err != nil {
-			return c.denied(err)
+			return ok
 		}
 		return c.push(outItem{kind: itemBatches, topic: t, off: m.StartOffset, max: m.MaxBytes,
 			wait: time.Duration(m.MaxWaitMS) * time.Millisecond})
@@ -334,13 +314,9 @@ func (c *conn) control(f *frame.Frame) bool {
 		if err != nil {
 			return c.decodeFailed(err)
 		}
-		t := reg.ByID(m.TopicID)
+		t, ok := c.topicFor(m.TopicID, OpConsume, control.FetchTopicNotFound)
 		if t == nil {
-			c.s.Metrics.errTopic.Inc()
-			return c.errorReply(control.FetchTopicNotFound(m.TopicID))
-		}
-		if err := acc.Allow(c.id, OpConsume, t.Name()); err != nil {
-			return c.denied(err)
+			return ok
 		}
 		l := t.Log()
 		off, err := l.SeekTime(m.TimestampNS)
@@ -358,13 +334,9 @@ func (c *conn) control(f *frame.Frame) bool {
 		}
 		start := m.StartOffset
 		if m.TopicID != 0 {
-			t := reg.ByID(m.TopicID)
+			t, ok := c.topicFor(m.TopicID, OpConsume, topicNotFoundText)
 			if t == nil {
-				c.s.Metrics.errTopic.Inc()
-				return c.errorReply(control.TopicNotFound)
-			}
-			if err := acc.Allow(c.id, OpConsume, t.Name()); err != nil {
-				return c.denied(err)
+				return ok
 			}
 			if start == 0 {
 				if off, ok := t.CommittedOffset(m.ConsumerID); ok {
@@ -392,15 +364,11 @@ func (c *conn) control(f *frame.Frame) bool {
 		if err != nil {
 			return c.decodeFailed(err)
 		}
-		t := reg.ByID(m.TopicID)
+		// The reference keeps offsets of any topic id in memory; ours are
+		// stored with the topic, so the topic must exist.
+		t, ok := c.topicFor(m.TopicID, OpConsume, topicNotFoundText)
 		if t == nil {
-			// The reference keeps offsets of any topic id in memory; ours
-			// are stored with the topic, so the topic must exist.
-			c.s.Metrics.errTopic.Inc()
-			return c.errorReply(control.TopicNotFound)
-		}
-		if err := acc.Allow(c.id, OpConsume, t.Name()); err != nil {
-			return c.denied(err)
+			return ok
 		}
 		if err := t.CommitOffset(m.ConsumerID, m.Offset); err != nil {
 			c.s.Metrics.countErr(err)
@@ -435,3 +403,20 @@ func requestOp(code control.Code) Op {
 	}
 	return 0
 }
+
+// topicFor looks up the topic a request names and checks op on it. When
+// it returns a nil topic the reply (notFound's text, or the denial) is
+// queued and ok is what dispatch returns.
+func (c *conn) topicFor(id uint32, op Op, notFound func(uint32) string) (t *topics.Topic, ok bool) {
+	if t = c.s.reg.ByID(id); t == nil {
+		c.s.Metrics.errTopic.Inc()
+		return nil, c.errorReply(notFound(id))
+	}
+	if err := c.s.opts.Access.Allow(c.id, op, t.Name()); err != nil {
+		return nil, c.denied(err)
+	}
+	return t, true
+}
+
+// topicNotFoundText is the fixed "Topic not found" text for topicFor.
+func topicNotFoundText(uint32) string { return control.TopicNotFound }
