@@ -69,7 +69,10 @@ const (
 	// FlagCRCIEEE marks a batch CRC computed with CRC-32/IEEE; without it
 	// the CRC is CRC-32C.
 	FlagCRCIEEE uint16 = 1 << 0
-	knownFlags         = FlagCRCIEEE
+	// FlagProducer marks an entry of an idempotent producer's batch: bytes
+	// 46..53 hold its producer id and bytes 54..59 its sequence (u48).
+	FlagProducer uint16 = 1 << 1
+	knownFlags          = FlagCRCIEEE | FlagProducer
 )
 
 // Errors of the decoders. They come wrapped with detail; use errors.Is.
@@ -135,7 +138,15 @@ type Entry struct {
 	RecordCount uint32
 	// Dialect is the dialect of CRC: checksum.IEEE or checksum.Castagnoli.
 	Dialect checksum.Dialect
+	// ProducerID and Sequence identify an idempotent producer's batch
+	// (docs/LWP.md §7); both are 0 for any other batch. A non-zero
+	// ProducerID needs a Sequence in 1..MaxSequence.
+	ProducerID uint64
+	Sequence   uint64
 }
+
+// MaxSequence is the largest producer sequence an entry holds (48 bits).
+const MaxSequence = 1<<48 - 1
 
 // End returns the offset just past the batch.
 func (e *Entry) End() uint64 { return e.Offset + uint64(e.Length) }
@@ -150,6 +161,10 @@ func (e *Entry) Validate() error {
 		return fmt.Errorf("%w: offset %d + length %d overflows", ErrEntry, e.Offset, e.Length)
 	case !e.Dialect.Valid():
 		return fmt.Errorf("%w: crc dialect %v", ErrEntry, e.Dialect)
+	case e.ProducerID == 0 && e.Sequence != 0:
+		return fmt.Errorf("%w: sequence %d without a producer id", ErrEntry, e.Sequence)
+	case e.ProducerID != 0 && (e.Sequence == 0 || e.Sequence > MaxSequence):
+		return fmt.Errorf("%w: producer sequence %d outside 1..2^48-1", ErrEntry, e.Sequence)
 	}
 	return nil
 }
@@ -175,8 +190,13 @@ func AppendEntry(dst []byte, e *Entry) []byte {
 	if e.Dialect == checksum.IEEE {
 		flags |= FlagCRCIEEE
 	}
+	if e.ProducerID != 0 {
+		flags |= FlagProducer
+		le.PutUint64(b[46:], e.ProducerID)
+		putUint48(b[54:], e.Sequence)
+	}
 	le.PutUint16(b[44:], flags)
-	// Bytes 46..59 are reserved and already zero.
+	// Without FlagProducer, bytes 46..59 are reserved and stay zero.
 	le.PutUint32(b[60:], checksum.Castagnoli.Sum(b[:60]))
 	return dst
 }
@@ -195,9 +215,11 @@ func DecodeEntry(b []byte) (Entry, error) {
 	if flags&^knownFlags != 0 {
 		return Entry{}, fmt.Errorf("%w: unknown flags %#04x", ErrEntry, flags)
 	}
-	for _, c := range b[46:60] {
-		if c != 0 {
-			return Entry{}, fmt.Errorf("%w: reserved bytes are not zero", ErrEntry)
+	if flags&FlagProducer == 0 {
+		for _, c := range b[46:60] {
+			if c != 0 {
+				return Entry{}, fmt.Errorf("%w: reserved bytes are not zero", ErrEntry)
+			}
 		}
 	}
 	key, err := sortkey.FromBytes(b[24:40])
@@ -216,11 +238,24 @@ func DecodeEntry(b []byte) (Entry, error) {
 	if flags&FlagCRCIEEE != 0 {
 		e.Dialect = checksum.IEEE
 	}
+	if flags&FlagProducer != 0 {
+		e.ProducerID, e.Sequence = le.Uint64(b[46:]), uint48(b[54:])
+		if e.ProducerID == 0 {
+			return Entry{}, fmt.Errorf("%w: producer flag with producer id 0", ErrEntry)
+		}
+	}
 	if err := e.Validate(); err != nil {
 		return Entry{}, err
 	}
 	return e, nil
 }
+
+func putUint48(b []byte, v uint64) {
+	le.PutUint32(b, uint32(v))
+	le.PutUint16(b[4:], uint16(v>>32))
+}
+
+func uint48(b []byte) uint64 { return uint64(le.Uint32(b)) | uint64(le.Uint16(b[4:]))<<32 }
 
 // EntryOffset returns the file position of entry i.
 func EntryOffset(i int) int64 { return HeaderSize + int64(i)*EntrySize }

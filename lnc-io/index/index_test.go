@@ -78,8 +78,35 @@ func TestEntryErrors(t *testing.T) {
 	}
 	f("zero-length", recrc(func(b []byte) { le.PutUint32(b[8:], 0) }), ErrEntry)
 	f("overflow", recrc(func(b []byte) { le.PutUint64(b[0:], math.MaxUint64-5) }), ErrEntry)
-	f("flags", recrc(func(b []byte) { b[44] = 2 }), ErrEntry)
+	f("flags", recrc(func(b []byte) { b[44] = 4 }), ErrEntry)
 	f("reserved", recrc(func(b []byte) { b[50] = 1 }), ErrEntry)
+	f("producer-id-0", recrc(func(b []byte) { b[44] |= byte(FlagProducer); b[54] = 1 }), ErrEntry)
+	f("sequence-0", recrc(func(b []byte) { b[44] |= byte(FlagProducer); b[46] = 1 }), ErrEntry)
+}
+
+func TestEntryProducer(t *testing.T) {
+	e := sampleEntry(t)
+	e.ProducerID, e.Sequence = 0x1122334455667788, MaxSequence
+	b := AppendEntry(nil, &e)
+	if got := le.Uint16(b[44:]); got != FlagCRCIEEE|FlagProducer {
+		t.Fatalf("flags %#x", got)
+	}
+	if got := hex.EncodeToString(b[46:60]); got != "8877665544332211"+"ffffffffffff" {
+		t.Fatalf("producer bytes %s", got)
+	}
+	d, err := DecodeEntry(b)
+	if err != nil || d != e {
+		t.Fatalf("decode: %+v, %v", d, err)
+	}
+	for _, bad := range []Entry{
+		{Offset: 1, Length: 1, Dialect: checksum.IEEE, ProducerID: 1},
+		{Offset: 1, Length: 1, Dialect: checksum.IEEE, ProducerID: 1, Sequence: MaxSequence + 1},
+		{Offset: 1, Length: 1, Dialect: checksum.IEEE, Sequence: 5},
+	} {
+		if err := bad.Validate(); !errors.Is(err, ErrEntry) {
+			t.Errorf("%+v: Validate = %v", bad, err)
+		}
+	}
 }
 
 func TestHeader(t *testing.T) {
@@ -126,6 +153,8 @@ func FuzzDecodeEntry(f *testing.F) {
 	e.Dialect = checksum.Castagnoli
 	f.Add(AppendEntry(nil, &e))
 	f.Add(make([]byte, EntrySize))
+	e.ProducerID, e.Sequence = 7, 9
+	f.Add(AppendEntry(nil, &e))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEntry(b)
 		if err != nil {

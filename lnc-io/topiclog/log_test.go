@@ -467,3 +467,55 @@ func TestConcurrentReaders(t *testing.T) {
 		}
 	})
 }
+
+func TestProducerFieldsSurviveReopen(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		dir := tempDir(t, direct)
+		l := openLog(t, vfs.OS(), be, direct, dir, 2000)
+		for i := range 40 {
+			b := Batch{Data: batchData(rand.New(rand.NewPCG(3, uint64(i))), i, 200)}
+			if i%3 != 0 {
+				b.ProducerID, b.Sequence = uint64(100+i%2), uint64(i)
+			}
+			if _, err := l.Append(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, bad := range []Batch{
+			{Data: []byte("x"), ProducerID: 1},
+			{Data: []byte("x"), Sequence: 1},
+			{Data: []byte("x"), ProducerID: 1, Sequence: index.MaxSequence + 1},
+		} {
+			if _, err := l.Append(bad); !errors.Is(err, index.ErrEntry) {
+				t.Fatalf("Append(%+v) = %v", bad, err)
+			}
+		}
+		if err := l.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		l = openLog(t, vfs.OS(), be, direct, dir, 2000)
+		defer l.Close()
+		var got []index.Entry
+		for off := uint64(0); off < l.End(); {
+			es, err := l.Batches(off, 1<<20, nil)
+			if err != nil || len(es) == 0 {
+				t.Fatalf("Batches(%d): %d, %v", off, len(es), err)
+			}
+			got = append(got, es...)
+			off = es[len(es)-1].End()
+		}
+		if len(got) != 40 {
+			t.Fatalf("%d entries", len(got))
+		}
+		for i, e := range got {
+			wantP, wantS := uint64(100+i%2), uint64(i)
+			if i%3 == 0 {
+				wantP, wantS = 0, 0
+			}
+			if e.ProducerID != wantP || e.Sequence != wantS {
+				t.Fatalf("entry %d: producer %d seq %d", i, e.ProducerID, e.Sequence)
+			}
+		}
+	})
+}

@@ -27,6 +27,10 @@ type Batch struct {
 	// records the producer declared.
 	TimestampNS uint64
 	RecordCount uint32
+	// ProducerID and Sequence identify an idempotent producer's batch and
+	// are kept in its index entry (index.Entry); both 0 for other batches.
+	ProducerID uint64
+	Sequence   uint64
 }
 
 // pendingBatch is a batch appended and not yet synced.
@@ -101,6 +105,9 @@ func (l *Log) Append(b Batch) (uint64, error) {
 	if uint64(len(b.Data)) > 1<<32-1 {
 		return 0, fmt.Errorf("topiclog: batch of %d bytes is over 4 GiB", len(b.Data))
 	}
+	if (b.ProducerID == 0) != (b.Sequence == 0) || b.Sequence > index.MaxSequence {
+		return 0, fmt.Errorf("topiclog: %w: producer %d sequence %d", index.ErrEntry, b.ProducerID, b.Sequence)
+	}
 	if w.size > 0 && w.size+int64(len(b.Data)) > l.opts.SegmentSize {
 		if err := l.roll(); err != nil {
 			return 0, err
@@ -121,6 +128,8 @@ func (l *Log) Append(b Batch) (uint64, error) {
 		TimestampNS: b.TimestampNS,
 		SortKey:     key,
 		RecordCount: b.RecordCount,
+		ProducerID:  b.ProducerID,
+		Sequence:    b.Sequence,
 	}
 	w.pend = append(w.pend, pendingBatch{seg: w.active, data: b.Data, entry: e})
 	w.end += uint64(len(b.Data))

@@ -29,10 +29,11 @@ func TestCodes(t *testing.T) {
 		CodeClusterStatusResponse:    {0x81, "ClusterStatusResponse", false},
 		CodeErrorResponse:            {0xFF, "ErrorResponse", false},
 		// Extensions: known, but not requests of the reference protocol.
-		CodeFetchBatches:    {0x13, "FetchBatches", false},
-		CodeBatchesResponse: {0x14, "BatchesResponse", false},
-		CodeOffsetForTime:   {0x15, "OffsetForTime", false},
-		CodeOffsetResponse:  {0x16, "OffsetResponse", false},
+		CodeFetchBatches:         {0x13, "FetchBatches", false},
+		CodeBatchesResponse:      {0x14, "BatchesResponse", false},
+		CodeOffsetForTime:        {0x15, "OffsetForTime", false},
+		CodeOffsetResponse:       {0x16, "OffsetResponse", false},
+		CodeKeyedBatchesResponse: {0x17, "KeyedBatchesResponse", false},
 	}
 	for i := range 256 {
 		c := Code(i)

@@ -15,6 +15,10 @@ const (
 	CodeOffsetForTime Code = 0x15
 	// CodeOffsetResponse (S→C): the reply to CodeOffsetForTime.
 	CodeOffsetResponse Code = 0x16
+	// CodeKeyedBatchesResponse (S→C): the reply to a CodeFetchBatches
+	// that set FetchWithKeys: a BatchesResponse with a directory of the
+	// batches' offsets, lengths, record counts and sort keys.
+	CodeKeyedBatchesResponse Code = 0x17
 )
 
 func init() {
@@ -22,6 +26,7 @@ func init() {
 	codeNames[CodeBatchesResponse] = "BatchesResponse"
 	codeNames[CodeOffsetForTime] = "OffsetForTime"
 	codeNames[CodeOffsetResponse] = "OffsetResponse"
+	codeNames[CodeKeyedBatchesResponse] = "KeyedBatchesResponse"
 }
 
 // IsExtensionRequest reports whether c is a LANCE-Go extension request.
@@ -35,7 +40,8 @@ const (
 	InvalidOffsetForTimePayload = "Invalid offset for time payload"
 )
 
-// FetchBatches is the payload of a CodeFetchBatches request, 20 bytes:
+// FetchBatches is the payload of a CodeFetchBatches request, 20 bytes,
+// or 24 with flags:
 //
 //	+0  u32 topic_id
 //	+4  u64 start_offset  a batch boundary; inside a batch means from its start
@@ -43,22 +49,42 @@ const (
 //	                      batch is returned whole even when it is larger
 //	+16 u32 max_wait_ms   at the end of the log, wait up to this long for a
 //	                      batch (0 = answer at once)
+//	+20 u32 flags         optional; FetchWithKeys asks for a
+//	                      KeyedBatchesResponse
 type FetchBatches struct {
 	TopicID     uint32
 	StartOffset uint64
 	MaxBytes    uint32
 	MaxWaitMS   uint32
+	Flags       uint32
 }
 
-// FetchBatchesSize is the size of a FetchBatches payload.
-const FetchBatchesSize = 20
+// FetchBatches flags.
+const (
+	// FetchWithKeys asks for a CodeKeyedBatchesResponse, which adds a
+	// directory entry per batch (BatchDirEntry).
+	FetchWithKeys uint32 = 1 << 0
+	knownFetchFlags      = FetchWithKeys
+)
 
-// AppendTo appends the payload to dst.
+// FetchBatchesSize is the size of a FetchBatches payload without flags;
+// FetchBatchesFlagsSize with them.
+const (
+	FetchBatchesSize      = 20
+	FetchBatchesFlagsSize = 24
+)
+
+// AppendTo appends the payload to dst: 20 bytes when Flags is 0 (what a
+// server without flags understands), 24 otherwise.
 func (m FetchBatches) AppendTo(dst []byte) []byte {
 	dst = le.AppendUint32(dst, m.TopicID)
 	dst = le.AppendUint64(dst, m.StartOffset)
 	dst = le.AppendUint32(dst, m.MaxBytes)
-	return le.AppendUint32(dst, m.MaxWaitMS)
+	dst = le.AppendUint32(dst, m.MaxWaitMS)
+	if m.Flags != 0 {
+		dst = le.AppendUint32(dst, m.Flags)
+	}
+	return dst
 }
 
 // DecodeFetchBatches decodes a FetchBatches payload.
@@ -66,12 +92,95 @@ func DecodeFetchBatches(p []byte) (FetchBatches, error) {
 	if len(p) < FetchBatchesSize {
 		return FetchBatches{}, shortPayload(CodeFetchBatches, FetchBatchesSize, len(p), InvalidFetchBatchesPayload)
 	}
-	return FetchBatches{
+	m := FetchBatches{
 		TopicID:     le.Uint32(p),
 		StartOffset: le.Uint64(p[4:]),
 		MaxBytes:    le.Uint32(p[12:]),
 		MaxWaitMS:   le.Uint32(p[16:]),
-	}, nil
+	}
+	if len(p) >= FetchBatchesFlagsSize {
+		m.Flags = le.Uint32(p[20:])
+		if m.Flags&^knownFetchFlags != 0 {
+			return FetchBatches{}, malformed(CodeFetchBatches, len(p), InvalidFetchBatchesPayload, "unknown flags")
+		}
+	}
+	return m, nil
+}
+
+// BatchDirEntry describes one batch of a KeyedBatchesResponse, 32 bytes:
+//
+//	+0  u64 offset        the batch's first byte
+//	+8  u32 length
+//	+12 u32 record_count  as the producer declared it
+//	+16 [16] sort_key     the 128-bit key the server gave the batch,
+//	                      big-endian (timestamp_ns, node, actor, sequence)
+type BatchDirEntry struct {
+	Offset      uint64
+	Length      uint32
+	RecordCount uint32
+	SortKey     [16]byte
+}
+
+// BatchDirEntrySize is the size of a BatchDirEntry.
+const BatchDirEntrySize = 32
+
+// AppendTo appends the entry to dst.
+func (e BatchDirEntry) AppendTo(dst []byte) []byte {
+	dst = le.AppendUint64(dst, e.Offset)
+	dst = le.AppendUint32(dst, e.Length)
+	dst = le.AppendUint32(dst, e.RecordCount)
+	return append(dst, e.SortKey[:]...)
+}
+
+// KeyedBatchesResponse is the payload of a CodeKeyedBatchesResponse: the
+// 28-byte header of a BatchesResponse, then batch_count BatchDirEntry
+// values in offset order, then data_len bytes of data.
+type KeyedBatchesResponse struct {
+	BatchesResponse
+	Dir []BatchDirEntry
+}
+
+// DecodeKeyedBatchesResponse decodes a KeyedBatchesResponse, appending the
+// directory to dir (which it may reuse); Data aliases p. The directory must
+// tile the data exactly.
+func DecodeKeyedBatchesResponse(p []byte, dir []BatchDirEntry) (KeyedBatchesResponse, error) {
+	const what = "Invalid keyed batches response"
+	if len(p) < BatchesResponseHeaderSize {
+		return KeyedBatchesResponse{}, shortPayload(CodeKeyedBatchesResponse, BatchesResponseHeaderSize, len(p), what)
+	}
+	count := uint64(le.Uint32(p[16:]))
+	n := uint64(le.Uint32(p[24:]))
+	dirLen := count * BatchDirEntrySize
+	if uint64(len(p)-BatchesResponseHeaderSize) != dirLen+n {
+		return KeyedBatchesResponse{}, malformed(CodeKeyedBatchesResponse, len(p), what, "directory and data_len disagree with the payload length")
+	}
+	m := KeyedBatchesResponse{BatchesResponse: BatchesResponse{
+		StartOffset: le.Uint64(p),
+		NextOffset:  le.Uint64(p[8:]),
+		BatchCount:  uint32(count),
+		RecordCount: le.Uint32(p[20:]),
+		Data:        p[BatchesResponseHeaderSize+dirLen:],
+	}}
+	if m.NextOffset-m.StartOffset != n {
+		return KeyedBatchesResponse{}, malformed(CodeKeyedBatchesResponse, len(p), what, "offsets disagree with data_len")
+	}
+	d := p[BatchesResponseHeaderSize : BatchesResponseHeaderSize+dirLen]
+	at := m.StartOffset
+	for len(d) > 0 {
+		e := BatchDirEntry{Offset: le.Uint64(d), Length: le.Uint32(d[8:]), RecordCount: le.Uint32(d[12:])}
+		copy(e.SortKey[:], d[16:32])
+		if e.Offset != at || e.Length == 0 || e.Offset+uint64(e.Length) > m.NextOffset {
+			return KeyedBatchesResponse{}, malformed(CodeKeyedBatchesResponse, len(p), what, "directory does not tile the data")
+		}
+		at += uint64(e.Length)
+		dir = append(dir, e)
+		d = d[BatchDirEntrySize:]
+	}
+	if at != m.NextOffset {
+		return KeyedBatchesResponse{}, malformed(CodeKeyedBatchesResponse, len(p), what, "directory does not tile the data")
+	}
+	m.Dir = dir
+	return m, nil
 }
 
 // BatchesResponse is the payload of a CodeBatchesResponse reply: a
@@ -190,6 +299,11 @@ func DecodeOffsetResponse(p []byte) (OffsetResponse, error) {
 // sets frame.ReservedAckOffset in its reserved bits, the server's ack
 // carries the batch's assigned offset as a u64.
 const AckOffsetSize = 8
+
+// InvalidProducerRecord is the reply to an ingest that sets
+// frame.ReservedIdempotent without a valid producer record at the start
+// of its payload.
+const InvalidProducerRecord = "Invalid data: idempotent ingest without a valid producer record"
 
 // EmptyIngest is the reply to an ingest frame without payload (the
 // reference drops such frames silently).

@@ -56,6 +56,7 @@ type outItem struct {
 	off   uint64
 	max   uint32
 	wait  time.Duration
+	keyed bool // itemBatches: reply with a batch directory
 }
 
 // outQueueLen bounds the replies a connection may owe; a client that does
@@ -98,6 +99,7 @@ type conn struct {
 	dead    bool // a write failed: drain without writing
 	checked verified
 	vbuf    []byte // verifyRange's buffer for cut batches
+	dir     []byte // runBatches' directory of a keyed reply
 	rate    rateLimiter
 }
 

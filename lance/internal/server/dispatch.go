@@ -75,6 +75,14 @@ func (c *conn) ingest(f *frame.Frame) bool {
 		c.s.Metrics.errIO.Inc()
 		return c.errorReply(control.StorageUnavailable)
 	}
+	var pid, seq uint64
+	if h.Reserved&frame.ReservedIdempotent != 0 {
+		var err error
+		if pid, seq, err = frame.ParseProducerRecord(f.Payload); err != nil {
+			c.s.Metrics.errInvalid.Inc()
+			return c.errorReply(control.InvalidProducerRecord)
+		}
+	}
 	n := len(f.Payload)
 	if !c.budget.TryAcquire(int64(n)) {
 		c.signalBackpressure()
@@ -94,6 +102,7 @@ func (c *conn) ingest(f *frame.Frame) bool {
 	in.Dialect = c.replyDialect()
 	in.TimestampNS = h.TimestampNS
 	in.RecordCount = h.RecordCount
+	in.ProducerID, in.Sequence = pid, seq
 	if err := t.Submit(c.ctx, in); err != nil {
 		c.budget.Release(int64(n))
 		c.s.pool.put(pb)
@@ -307,7 +316,7 @@ func (c *conn) control(f *frame.Frame) bool {
 			return ok
 		}
 		return c.push(outItem{kind: itemBatches, topic: t, off: m.StartOffset, max: m.MaxBytes,
-			wait: time.Duration(m.MaxWaitMS) * time.Millisecond})
+			wait: time.Duration(m.MaxWaitMS) * time.Millisecond, keyed: m.Flags&control.FetchWithKeys != 0})
 
 	case control.CodeOffsetForTime:
 		m, err := control.DecodeOffsetForTime(p)

@@ -21,6 +21,7 @@ type Metrics struct {
 	recordsIngested *metrics.Counter
 	bytesIngested   *metrics.Counter
 	batchesIngested *metrics.Counter
+	duplicates      *metrics.Counter
 	bytesWritten    *metrics.Counter
 	commits         *metrics.Counter
 	crcFailures     *metrics.Counter
@@ -48,6 +49,7 @@ func newMetrics(s *Server) *Metrics {
 	m.recordsIngested = set.NewCounter("lance_records_ingested_total")
 	m.bytesIngested = set.NewCounter("lance_bytes_ingested_total")
 	m.batchesIngested = set.NewCounter("lance_batches_ingested_total")
+	m.duplicates = set.NewCounter("lance_ingest_duplicates_total")
 	m.bytesWritten = set.NewCounter("lance_bytes_written_total")
 	m.commits = set.NewCounter("lance_group_commits_total")
 	m.crcFailures = set.NewCounter("lance_crc_failures_total")

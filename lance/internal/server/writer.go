@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"github.com/lance-go/lance/lance/internal/topics"
 	"io"
 	"time"
 
@@ -59,6 +60,9 @@ func (c *conn) finishIngest(it *outItem) {
 	d := c.replyDialect()
 	if in.Err == nil {
 		m := c.s.Metrics
+		if in.Duplicate {
+			m.duplicates.Inc()
+		}
 		m.batchesIngested.Inc()
 		m.recordsIngested.Add(int(in.RecordCount))
 		m.bytesIngested.Add(len(in.Data))
@@ -87,6 +91,9 @@ func (c *conn) finishIngest(it *outItem) {
 func storageErrorText(err error) string {
 	if errors.Is(err, topiclog.ErrWriteFailed) {
 		return control.StorageUnavailable
+	}
+	if errors.Is(err, topics.ErrSequenceTooOld) {
+		return "Invalid data: " + err.Error()
 	}
 	return "Storage error: " + err.Error()
 }
@@ -235,6 +242,7 @@ func (c *conn) runBatches(it *outItem) {
 	var total, records, count int
 	var first uint64
 	next := off
+	c.dir = c.dir[:0]
 	for total < maxBytes {
 		es, err := l.Batches(next, maxBytes-total, entries[:0])
 		if err != nil {
@@ -266,12 +274,16 @@ func (c *conn) runBatches(it *outItem) {
 			records += int(e.RecordCount)
 			count++
 			next = e.End()
+			if it.keyed {
+				c.dir = control.BatchDirEntry{Offset: e.Offset, Length: e.Length,
+					RecordCount: e.RecordCount, SortKey: e.SortKey.Bytes()}.AppendTo(c.dir)
+			}
 		}
 		if stop {
 			break
 		}
 	}
-	const pre = frame.HeaderSize + control.BatchesResponseHeaderSize
+	pre := frame.HeaderSize + control.BatchesResponseHeaderSize + len(c.dir)
 	b := c.s.pool.get(pre + total)
 	defer c.s.pool.put(b)
 	if count == 0 {
@@ -293,8 +305,13 @@ func (c *conn) runBatches(it *outItem) {
 			return
 		}
 	}
-	control.AppendBatchesResponseHeader((*b)[frame.HeaderSize:frame.HeaderSize], first, next, uint32(count), uint32(records), uint32(total))
-	c.sendPayloadFrame((*b)[:pre+total], control.CodeBatchesResponse)
+	h := control.AppendBatchesResponseHeader((*b)[frame.HeaderSize:frame.HeaderSize], first, next, uint32(count), uint32(records), uint32(total))
+	code := control.CodeBatchesResponse
+	if it.keyed {
+		code = control.CodeKeyedBatchesResponse
+		copy((*b)[frame.HeaderSize+len(h):pre], c.dir)
+	}
+	c.sendPayloadFrame((*b)[:pre+total], code)
 	c.s.Metrics.fetches.Inc()
 	c.s.Metrics.fetchBytes.Add(total)
 	c.s.Metrics.fetchLatency.Update(time.Since(start).Seconds())

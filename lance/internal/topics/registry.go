@@ -212,6 +212,11 @@ func (r *Registry) openTopic(dir string, m Meta) (*Topic, error) {
 		stopped: make(chan struct{}),
 		notify:  make(chan struct{}),
 	}
+	if err := t.dedup.load(l); err != nil {
+		l.Close()
+		offs.close()
+		return nil, fmt.Errorf("topics: open topic %q: %w", m.Name, err)
+	}
 	go t.run()
 	return t, nil
 }

@@ -29,10 +29,18 @@ type Ingest struct {
 	Dialect     checksum.Dialect
 	TimestampNS uint64
 	RecordCount uint32
+	// ProducerID and Sequence, when non-zero, come from the producer
+	// record of an idempotent ingest (frame.ParseProducerRecord): the
+	// writer stores the batch at most once (dedup.go).
+	ProducerID uint64
+	Sequence   uint64
 
 	// Set by the writer before Done fires.
 	Offset uint64
 	Err    error
+	// Duplicate is set when the batch was a retry of one already stored
+	// at Offset, and was not stored again.
+	Duplicate bool
 
 	done chan struct{} // capacity 1: one token per completed request
 	// queued is the byte count charged to the topic's queue budget.
@@ -70,6 +78,9 @@ type Topic struct {
 	name   string
 
 	offsets *offsetStore
+
+	// dedup is owned by the writer goroutine (run).
+	dedup dedupTable
 
 	// Writer queue. mu guards closed and the sender count; see Submit.
 	mu      sync.RWMutex
@@ -207,23 +218,42 @@ func (t *Topic) commit(batch []*Ingest, bytes int64) {
 		return
 	}
 	start := time.Now()
-	appended := 0
+	appended, dups := 0, 0
 	var appendErr error
 	for _, in := range batch {
+		if in.ProducerID != 0 {
+			switch v, off := t.dedup.check(in.ProducerID, in.Sequence); v {
+			case verdictDuplicate:
+				// Acked with the first copy's offset once this group's
+				// sync (which may be the one storing it) returned.
+				in.Offset, in.Err, in.Duplicate = off, nil, true
+				dups++
+				continue
+			case verdictTooOld:
+				in.Err = fmt.Errorf("producer %d sequence %d: %w", in.ProducerID, in.Sequence, ErrSequenceTooOld)
+				continue
+			}
+		}
 		off, err := t.log.Append(topiclog.Batch{
 			Data: in.Data, CRC: in.CRC, Dialect: in.Dialect,
 			TimestampNS: in.TimestampNS, RecordCount: in.RecordCount,
+			ProducerID: in.ProducerID, Sequence: in.Sequence,
 		})
 		// Results are parked in the request until the sync decides.
 		in.Offset, in.Err = off, err
 		if err == nil {
 			appended++
+			if in.ProducerID != 0 {
+				t.dedup.record(in.ProducerID, in.Sequence, off)
+			}
 		} else if appendErr == nil {
 			appendErr = err
 		}
 	}
 	var err error
-	if appended > 0 {
+	if appended > 0 || dups > 0 {
+		// With only duplicates nothing is pending and Sync just reports
+		// the log's sticky error: no ack for a copy a failed sync lost.
 		err = t.log.Sync(context.Background())
 	}
 	failErr := err
