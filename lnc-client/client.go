@@ -34,7 +34,7 @@ const dialect = checksum.IEEE
 // Consumer opens a connection of its own (see NewConsumer) rather than
 // sharing this one.
 type Client struct {
-	addr string
+	addr string // given to Dial
 	cfg  config
 	log  *slog.Logger
 
@@ -42,7 +42,8 @@ type Client struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the reader and writer goroutines of every connection
 
-	connMu  sync.Mutex // guards cur, dialing, live and isClosed
+	connMu  sync.Mutex // guards target, cur, dialing, live and isClosed
+	target  string     // where connections go: addr, or the leader a redirect named
 	cur     *conn
 	dialing chan struct{}      // non-nil while one caller dials; closed when it is done
 	live    map[*conn]struct{} // connections whose goroutines may still run
@@ -79,6 +80,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 func newClient(addr string, cfg config) *Client {
 	return &Client{
 		addr:   addr,
+		target: addr,
 		cfg:    cfg,
 		log:    cfg.logger.With("server", addr),
 		closed: make(chan struct{}),
@@ -108,8 +110,46 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Addr returns the server address given to Dial.
-func (c *Client) Addr() string { return c.addr }
+// Addr returns the address of the server the client talks to: the one
+// given to Dial, or the leader a NOT_LEADER reply redirected it to.
+func (c *Client) Addr() string {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	return c.target
+}
+
+// maxRedirects bounds the NOT_LEADER redirects one request follows, so
+// that nodes that name each other cannot keep a caller going round.
+const maxRedirects = 3
+
+// redirect points the client at leader, after a NOT_LEADER reply that
+// named it, and closes the connection to the follower: requests still in
+// flight there fail with ErrConnectionLost and are retried by their
+// owners on the leader.
+func (c *Client) redirect(leader string) {
+	c.connMu.Lock()
+	old := c.target
+	c.target = leader
+	cur := c.cur
+	c.connMu.Unlock()
+	if old != leader {
+		c.log.Info("lance: following NOT_LEADER redirect", "from", old, "leader", leader)
+	}
+	if cur != nil && cur.addr != leader {
+		cur.kill(fmt.Errorf("%w: redirected to the leader %s", ErrConnectionLost, leader))
+	}
+}
+
+// followRedirect handles an error reply: it redirects the client when err
+// is a NOT_LEADER naming a leader, and reports whether it did.
+func (c *Client) followRedirect(err error) bool {
+	var nl *NotLeaderError
+	if !errors.As(err, &nl) || nl.Leader == "" {
+		return false
+	}
+	c.redirect(nl.Leader)
+	return true
+}
 
 // Backpressure returns how many backpressure frames the server has sent
 // on this client's connections: each one says the server stopped reading
@@ -187,7 +227,7 @@ func (c *Client) connectLoop(ctx context.Context, retry bool) (*conn, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("lance: reconnecting to %s: %w (last attempt: %w)", c.addr, ctxErr(ctx), err)
+			return nil, fmt.Errorf("lance: reconnecting: %w (last attempt: %w)", ctxErr(ctx), err)
 		case <-c.closed:
 			t.Stop()
 			return nil, ErrClosed
@@ -201,29 +241,32 @@ func (c *Client) connectLoop(ctx context.Context, retry bool) (*conn, error) {
 func (c *Client) connect(ctx context.Context) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.dialTimeout)
 	defer cancel()
-	nc, err := c.cfg.dialer.DialContext(ctx, "tcp", c.addr)
+	c.connMu.Lock()
+	addr := c.target
+	c.connMu.Unlock()
+	nc, err := c.cfg.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("lance: dial %s: %w", c.addr, ctxErr(ctx))
+			return nil, fmt.Errorf("lance: dial %s: %w", addr, ctxErr(ctx))
 		}
-		return nil, fmt.Errorf("lance: dial %s: %w: %w", c.addr, ErrConnectionLost, err)
+		return nil, fmt.Errorf("lance: dial %s: %w: %w", addr, ErrConnectionLost, err)
 	}
 	if c.cfg.tls != nil {
 		tc := c.cfg.tls
 		if tc.ServerName == "" {
 			tc = tc.Clone()
-			if host, _, err := net.SplitHostPort(c.addr); err == nil {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
 				tc.ServerName = host
 			}
 		}
 		tconn := tls.Client(nc, tc)
 		if err := tconn.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("lance: TLS handshake with %s: %w", c.addr, err)
+			return nil, fmt.Errorf("lance: TLS handshake with %s: %w", addr, err)
 		}
 		nc = tconn
 	}
-	cn := &conn{cl: c, nc: nc, wake: make(chan struct{}, 1), dead: make(chan struct{})}
+	cn := &conn{cl: c, nc: nc, addr: addr, wake: make(chan struct{}, 1), dead: make(chan struct{})}
 	c.connMu.Lock()
 	if c.isClosed {
 		c.connMu.Unlock()
@@ -336,20 +379,54 @@ func (c *Client) exchange(ctx context.Context, cn *conn, code control.Code, payl
 // needed. With idempotent, a request lost with a broken connection is sent
 // again, on a new connection, until ctx ends; otherwise the
 // ErrConnectionLost is returned, since the server may have acted on it.
+// A NOT_LEADER reply naming the leader sends the request there (at most
+// maxRedirects times; a follower refuses before acting); an idempotent
+// request answered FORWARD_FAILED is asked again after a pause.
 // extraWait lengthens the request timeout (for long polls).
 func (c *Client) call(ctx context.Context, code control.Code, payload []byte, idempotent bool, extraWait time.Duration) (reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.requestTimeout+extraWait)
 	defer cancel()
+	redirects := 0
 	for {
 		cn, err := c.getConn(ctx, true)
 		if err != nil {
 			return reply{}, err
 		}
 		rep, err := c.exchange(ctx, cn, code, payload)
-		if err == nil || !idempotent || !errors.Is(err, ErrConnectionLost) {
-			return rep, err
+		if err != nil {
+			if !idempotent || !errors.Is(err, ErrConnectionLost) {
+				return rep, err
+			}
+			c.log.Debug("lance: retrying request after a lost connection", "code", code.String(), "err", err)
+			continue
 		}
-		c.log.Debug("lance: retrying request after a lost connection", "code", code.String(), "err", err)
+		switch rerr := rep.err(); {
+		case rerr == nil:
+			return rep, nil
+		case redirects < maxRedirects && c.followRedirect(rerr):
+			redirects++
+		case idempotent && errors.Is(rerr, ErrForwardFailed):
+			c.log.Debug("lance: retrying after FORWARD_FAILED", "code", code.String(), "err", rerr)
+			if err := pauseFor(ctx, c.closed, retryPause); err != nil {
+				return reply{}, fmt.Errorf("%w (last reply: %w)", err, rerr)
+			}
+		default:
+			return rep, nil
+		}
+	}
+}
+
+// pauseFor waits for d, or until ctx ends or closed is closed.
+func pauseFor(ctx context.Context, closed <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	case <-closed:
+		return ErrClosed
 	}
 }
 
@@ -368,6 +445,7 @@ type request struct {
 type conn struct {
 	cl   *Client
 	nc   net.Conn
+	addr string        // the address dialed
 	wake chan struct{} // capacity 1: the queue has work for the writer
 	dead chan struct{} // closed by kill
 

@@ -114,7 +114,7 @@ func NewConsumer(c *Client, topic string, opts ...ConsumerOption) (*Consumer, er
 	if cfg.storeSet && cfg.store == nil {
 		return nil, errors.New("lance: WithOffsetStore needs a store")
 	}
-	return &Consumer{cl: newClient(c.addr, c.cfg), topic: topic, cfg: cfg, loaded: cfg.store == nil}, nil
+	return &Consumer{cl: newClient(c.Addr(), c.cfg), topic: topic, cfg: cfg, loaded: cfg.store == nil}, nil
 }
 
 // Close closes the consumer's connection. It is idempotent.
@@ -437,7 +437,7 @@ func (c *Consumer) parse(base uint64, data []byte) ([]Record, error) {
 		tr := it.Record()
 		off := bufOff + uint64(tr.Offset)
 		end := Offset(off) + Offset(tr.Size())
-		if off < c.skip {
+		if off < c.skip || tr.Type == typeProducer {
 			continue
 		}
 		if tr.Type == typeCompressed {
@@ -460,6 +460,9 @@ func (c *Consumer) parse(base uint64, data []byte) ([]Record, error) {
 			return nil, fmt.Errorf("data at offset %d is not a TLV record: %w", bufOff+uint64(it.Consumed()), err)
 		}
 		c.tail = buf[it.Consumed():]
+	}
+	for i := range out {
+		out[i].Topic = c.topic
 	}
 	return out, nil
 }

@@ -21,6 +21,10 @@ import (
 var lanceBin string
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(crashChildEnv); spec != "" {
+		consumerCrashChild(spec)
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "lnc-client-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -2,6 +2,7 @@ package lance
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ type producerConfig struct {
 	maxBuffered     int
 	compression     compress.Algorithm
 	deliveryTimeout time.Duration
+	idempotent      bool
 }
 
 // ProducerOption configures a Producer.
@@ -74,12 +76,30 @@ func WithDeliveryTimeout(d time.Duration) ProducerOption {
 	return func(c *producerConfig) { c.deliveryTimeout = d }
 }
 
+// WithIdempotence turns the idempotent producer on (the default) or off.
+// On, every batch starts with a producer record naming the producer (a
+// random 64-bit id) and the batch's sequence, and the server stores a
+// batch it receives twice (a retry after a lost connection) only once,
+// acknowledging the retry with the first copy's offset: delivery is then
+// exactly once per Producer within the server's de-duplication window
+// (docs/LWP.md §7). It costs 21 bytes per batch and limits
+// WithMaxInFlight to MaxIdempotentInFlight. Off, a retried batch whose
+// first copy was stored is stored twice (at least once).
+func WithIdempotence(on bool) ProducerOption { return func(c *producerConfig) { c.idempotent = on } }
+
+// MaxIdempotentInFlight is the largest WithMaxInFlight an idempotent
+// producer accepts: the server remembers at least this many recent
+// sequences per producer and topic.
+const MaxIdempotentInFlight = 128
+
 // Producer batches records per topic and sends them over its Client's
 // connection, with up to WithMaxInFlight batches awaiting acks.
 //
-// Delivery is at least once: a batch whose connection breaks before its
-// ack arrives is sent again after the reconnect, and if the server had
-// already written it the topic holds it twice. Within a topic, records are
+// A batch whose connection breaks before its ack arrives is sent again
+// after the reconnect. With idempotence (WithIdempotence, on by default)
+// the server recognises the retry of a batch it already stored and does
+// not store it again; without, the topic then holds it twice (at least
+// once). Within a topic, records are
 // acknowledged, and stored, in the order Produce accepted them, except
 // when a retry overtakes nothing but a later batch on another topic, or a
 // server error other than a lost connection makes one batch retry while
@@ -95,6 +115,9 @@ type Producer struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the sender exits
 	wake   chan struct{} // capacity 1: work for the sender
+
+	id     uint64 // producer id of the producer records; 0 without idempotence
+	prefix int    // bytes of the producer record at the start of each payload
 
 	mu       sync.Mutex // guards every field below
 	open     map[string]*batch
@@ -120,6 +143,7 @@ type batch struct {
 	frame      []byte // what goes on the wire; set at the first send
 	sent       bool   // a frame was built, so a retry must copy it
 	compressed bool   // the frame holds one envelope record
+	envPos     int    // where the envelope record starts in the payload
 	lastErr    error
 }
 
@@ -137,6 +161,7 @@ func NewProducer(c *Client, opts ...ProducerOption) (*Producer, error) {
 		maxInFlight:     8,
 		maxBuffered:     32 << 20,
 		deliveryTimeout: time.Minute,
+		idempotent:      true,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -154,6 +179,8 @@ func NewProducer(c *Client, opts ...ProducerOption) (*Producer, error) {
 		return nil, fmt.Errorf("lance: %w: %d", compress.ErrUnknownAlgorithm, cfg.compression)
 	case cfg.deliveryTimeout <= 0:
 		return nil, errors.New("lance: delivery timeout must be positive")
+	case cfg.idempotent && cfg.maxInFlight > MaxIdempotentInFlight:
+		return nil, fmt.Errorf("lance: max in flight %d is over %d, the limit of an idempotent producer", cfg.maxInFlight, MaxIdempotentInFlight)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Producer{
@@ -162,6 +189,9 @@ func NewProducer(c *Client, opts ...ProducerOption) (*Producer, error) {
 		wake:    make(chan struct{}, 1),
 		open:    make(map[string]*batch),
 		changed: make(chan struct{}),
+	}
+	if cfg.idempotent {
+		p.id, p.prefix = newProducerID(), frame.ProducerRecordSize
 	}
 	go p.run()
 	return p, nil
@@ -200,7 +230,7 @@ func (p *Producer) Produce(ctx context.Context, topic string, rec Record, cb fun
 		p.mu.Lock()
 	}
 	b := p.open[topic]
-	if b != nil && len(b.buf)-frame.HeaderSize+size > p.cfg.batchBytes {
+	if b != nil && len(b.buf)-frame.HeaderSize-p.prefix+size > p.cfg.batchBytes {
 		p.sealLocked(b)
 		b = nil
 	}
@@ -220,7 +250,7 @@ func (p *Producer) Produce(ctx context.Context, topic string, rec Record, cb fun
 	b.recs = append(b.recs, pendingRecord{cb: cb, pos: uint32(pos)})
 	b.size += n
 	p.buffered += n
-	if len(b.buf)-frame.HeaderSize >= p.cfg.batchBytes || p.cfg.linger == 0 {
+	if len(b.buf)-frame.HeaderSize-p.prefix >= p.cfg.batchBytes || p.cfg.linger == 0 {
 		p.sealLocked(b)
 	}
 	p.mu.Unlock()
@@ -321,6 +351,10 @@ func (p *Producer) newBatchLocked(topic string) *batch {
 	p.seq++
 	b.topic, b.seq = topic, p.seq
 	b.buf = b.buf[:frame.HeaderSize]
+	if p.id != 0 {
+		// The sequence is the batch's; a retry resends the same bytes.
+		b.buf = frame.AppendProducerRecord(b.buf, p.id, b.seq)
+	}
 	p.open[topic] = b
 	if p.cfg.linger > 0 {
 		seq := b.seq
@@ -442,30 +476,39 @@ func (p *Producer) send(b *batch) {
 // encode builds b's frame for topic id. A retry writes a fresh copy, since
 // the writer may still hold the previous one.
 func (p *Producer) encode(b *batch, id uint32) error {
-	payload := b.buf[frame.HeaderSize:]
+	// The producer record, if any, stays outside the compressed envelope:
+	// the server reads it.
+	pre := frame.HeaderSize + p.prefix
+	records := b.buf[pre:]
 	flags := frame.FlagBatch
 	switch {
 	case b.sent:
 		b.frame = slices.Clone(b.frame)
 	case p.cfg.compression != compress.None:
-		env, err := compress.Append(make([]byte, frame.HeaderSize+tlv.HeaderSize, frame.HeaderSize+tlv.HeaderSize+len(payload)/2+64), p.cfg.compression, payload)
+		env := make([]byte, pre+tlv.HeaderSize, pre+tlv.HeaderSize+len(records)/2+64)
+		copy(env[frame.HeaderSize:], b.buf[frame.HeaderSize:pre])
+		env, err := compress.Append(env, p.cfg.compression, records)
 		if err != nil {
 			return fmt.Errorf("lance: compressing batch: %w", err)
 		}
-		env[frame.HeaderSize] = byte(typeCompressed)
-		binary.LittleEndian.PutUint32(env[frame.HeaderSize+1:], uint32(len(env)-frame.HeaderSize-tlv.HeaderSize))
+		env[pre] = byte(typeCompressed)
+		binary.LittleEndian.PutUint32(env[pre+1:], uint32(len(env)-pre-tlv.HeaderSize))
 		b.frame = env
-		b.compressed = true
+		b.compressed, b.envPos = true, p.prefix
 	default:
 		b.frame = b.buf
 	}
 	if p.cfg.compression != compress.None {
 		flags |= frame.FlagCompressed
 	}
+	reserved := frame.ReservedAckOffset
+	if p.id != 0 {
+		reserved |= frame.ReservedIdempotent
+	}
 	body := b.frame[frame.HeaderSize:]
 	h := frame.Header{
 		Flags:         flags,
-		Reserved:      frame.ReservedAckOffset,
+		Reserved:      reserved,
 		BatchID:       b.seq,
 		TimestampNS:   uint64(time.Now().UnixNano()),
 		RecordCount:   uint32(len(b.recs)),
@@ -494,6 +537,10 @@ func (p *Producer) finish(b *batch, f *frame.Frame, err error) {
 		default:
 			err = fmt.Errorf("%w: ingest answered with %v", ErrProtocol, f.Kind())
 		}
+	}
+	if err != nil {
+		// A follower named the leader: the retry goes there.
+		p.c.followRedirect(err)
 	}
 	p.mu.Lock()
 	p.inFlight--
@@ -555,7 +602,7 @@ func (b *batch) complete(off Offset, err error) {
 		case off == UnknownOffset:
 			r.cb(UnknownOffset, nil)
 		case b.compressed:
-			r.cb(off, nil)
+			r.cb(off+Offset(b.envPos), nil)
 		default:
 			r.cb(off+Offset(r.pos), nil)
 		}
@@ -570,4 +617,17 @@ func compareU64(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+// newProducerID returns a random non-zero producer id. Two producers that
+// drew the same id would see each other's batches as retries; with 64
+// random bits that takes billions of producers on one topic.
+func newProducerID() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
 }

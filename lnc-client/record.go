@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lance-go/lance/lnc-core/tlv"
+	"github.com/lance-go/lance/lnc-network/frame"
 )
 
 // Offset is a byte position in a topic's log: the concatenation of every
@@ -36,6 +37,10 @@ const (
 // batch's records. The type is in the block the specification leaves
 // unassigned (0x06..0x0F), so readers that do not know it step over it.
 const typeCompressed tlv.Type = 0x0F
+
+// typeProducer is the producer record that starts an idempotent batch
+// (frame.AppendProducerRecord). Consumers skip it.
+const typeProducer tlv.Type = frame.ProducerRecordType
 
 // Record is one message.
 //
@@ -72,9 +77,13 @@ type Record struct {
 	// boundaries (FetchBatches): the offset of the first byte of the data
 	// the record came in. Zero otherwise.
 	BatchOffset Offset
+	// Topic is set by consumers: the topic the record was read from.
+	Topic string
 
 	// next is the commit-safe position once this record is handed out.
 	next Offset
+	// key is the sort key of the record's batch, set by MergedReplay.
+	key [16]byte
 }
 
 // errKeyNotAllowed refuses a Key or Timestamp on a type without fields
@@ -116,7 +125,7 @@ func appendRecord(dst []byte, r *Record) ([]byte, error) {
 			return dst, fmt.Errorf("%w: %v has no key", errKeyNotAllowed, t)
 		}
 		out, err = tlv.AppendTimestamped(dst, ts, r.Value)
-	case typeCompressed:
+	case typeCompressed, typeProducer:
 		return dst, fmt.Errorf("lance: record type %#x is reserved by this client", uint8(t))
 	default:
 		if r.Key != nil || hasTS {
