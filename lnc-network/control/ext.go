@@ -63,8 +63,8 @@ type FetchBatches struct {
 const (
 	// FetchWithKeys asks for a CodeKeyedBatchesResponse, which adds a
 	// directory entry per batch (BatchDirEntry).
-	FetchWithKeys uint32 = 1 << 0
-	knownFetchFlags      = FetchWithKeys
+	FetchWithKeys   uint32 = 1 << 0
+	knownFetchFlags        = FetchWithKeys
 )
 
 // FetchBatchesSize is the size of a FetchBatches payload without flags;
