@@ -1,8 +1,10 @@
 // Package lance is the Go client of the LANCE stream server: a pipelined,
-// goroutine-safe connection (Client), topic administration by name, a
-// batching Producer, a Consumer that iterates over records, and offset
-// stores (FileOffsetStore, ServerOffsetStore) from which a consumer
-// resumes after its last Commit.
+// goroutine-safe connection (Client) that follows leader redirects, topic
+// administration by name, a batching, idempotent Producer, a Consumer that
+// iterates over records, offset stores (FileOffsetStore,
+// ServerOffsetStore) from which a consumer resumes after its last Commit,
+// consumer groups (GroupConsumer) and a deterministic replay of several
+// topics in sort-key order (MergedReplay).
 //
 // Import it as
 //
@@ -12,6 +14,7 @@
 // matches replies to requests by their order, which the LANCE-Go server
 // keeps. Records are TLV-framed (lnc-core/tlv) so that consumers can find
 // their boundaries in the byte stream. Offsets are byte positions in a
-// topic's log. Delivery is at least once: see Producer. docs/client.md
-// describes the design and what is not there yet.
+// topic's log. Produced records are stored once per Producer (see
+// WithIdempotence); consumers deliver at least once across restarts.
+// docs/client.md describes the design and what is not there yet.
 package lance

@@ -90,8 +90,6 @@ func (m *MergedReplay) Records(ctx context.Context) iter.Seq2[Record, error] {
 	}
 }
 
-// errStop is run's signal that the caller stopped iterating.
-var errStop = errors.New("stop")
 
 func (m *MergedReplay) run(ctx context.Context, yield func(Record, error) bool) error {
 	var h replayHeap

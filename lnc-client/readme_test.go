@@ -7,17 +7,21 @@ import (
 	"testing"
 )
 
-// TestReadmeSnippets checks that every Go snippet of the README is the
-// body of an Example function of this package, so that what the README
+// TestReadmeSnippets checks that every Go snippet of the README is part
+// of an Example function of this package, so that what the README
 // shows compiles and stays current.
 func TestReadmeSnippets(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	examples, err := os.ReadFile("example_test.go")
-	if err != nil {
-		t.Fatal(err)
+	var examples []byte
+	for _, f := range []string{"example_test.go", "group_example_test.go"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples = append(examples, b...)
 	}
 	norm := func(s string) string {
 		var out []string
