@@ -90,7 +90,6 @@ func (m *MergedReplay) Records(ctx context.Context) iter.Seq2[Record, error] {
 	}
 }
 
-
 func (m *MergedReplay) run(ctx context.Context, yield func(Record, error) bool) error {
 	var h replayHeap
 	for _, name := range m.topics {
