@@ -79,3 +79,17 @@ func TestHTTPEndpoints(t *testing.T) {
 	check(`lance_ack_latency_seconds_bucket{le="+Inf"}`, func(v float64) bool { return v == 2 }, "2 (two acks)")
 	check("lance_io_backend", func(v float64) bool { return v == 1 }, "1")
 }
+
+// TestPprofEndpoint: the runtime profiles are served only when
+// http.pprof is on.
+func TestPprofEndpoint(t *testing.T) {
+	off := startServer(t)
+	if code, _, err := off.get("/debug/pprof/"); err != nil || code != 404 {
+		t.Fatalf("pprof off: %d, %v", code, err)
+	}
+	on := startServer(t, "--http-pprof")
+	code, body, err := on.get("/debug/pprof/goroutine?debug=1")
+	if err != nil || code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("pprof on: %d, %v, %.200s", code, err, body)
+	}
+}

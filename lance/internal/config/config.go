@@ -148,6 +148,9 @@ type Retention struct {
 // HTTP is the health and metrics listener.
 type HTTP struct {
 	Bind string `toml:"bind"` // default "0.0.0.0:8080"; "" turns it off
+	// Pprof serves Go's runtime profiles under /debug/pprof/ on the same
+	// listener. Off by default: profiles reveal internals and cost CPU.
+	Pprof bool `toml:"pprof"`
 }
 
 // Log configures log/slog output on stderr.

@@ -129,7 +129,8 @@ var keyHelp = map[string]string{
 	"retention.max_bytes":      "default size limit of topics without their own; 0 = unlimited",
 	"retention.check_interval": "how often retention is enforced",
 
-	"http.bind": "health and metrics HTTP listener, host:port; empty turns it off",
+	"http.bind":  "health and metrics HTTP listener, host:port; empty turns it off",
+	"http.pprof": "serve Go runtime profiles (net/http/pprof) under /debug/pprof/ on the HTTP listener",
 
 	"log.level":  "log level: debug, info, warn or error",
 	"log.format": "log format on stderr: text or json",

@@ -141,7 +141,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			return nil, fmt.Errorf("http.bind: %w", err)
 		}
 		info := map[string]string{"mode": "l1", "data_dir": dataDir, "numa": numaInfo(cfg, plan)}
-		n.httpSrv = &http.Server{Handler: n.srv.HTTPHandler(&n.health, info), ReadHeaderTimeout: 10 * time.Second}
+		n.httpSrv = &http.Server{Handler: n.srv.HTTPHandler(&n.health, info, cfg.HTTP.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("HTTP server stopped", "err", err)

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	httppprof "net/http/pprof"
 	"sync/atomic"
 	"time"
 )
@@ -19,8 +20,17 @@ type Health struct {
 
 // HTTPHandler serves /health/live, /health/ready, /health/startup,
 // /health (the same as ready) and /metrics (Prometheus text format).
-func (s *Server) HTTPHandler(h *Health, info map[string]string) http.Handler {
+//
+// With pprof, Go's runtime profiles are served under /debug/pprof/ as well.
+func (s *Server) HTTPHandler(h *Health, info map[string]string, pprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprof {
+		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", httppprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
+	}
 	write := func(w http.ResponseWriter, ok bool, body map[string]any) {
 		w.Header().Set("Content-Type", "application/json")
 		if !ok {
