@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"lnc-replication": {"lnc-core", "lnc-io", "lnc-network"},
 	"lance":           {"lnc-core", "lnc-io", "lnc-network", "lnc-replication"},
 	"lnc-client":      {"lnc-core", "lnc-network"},
-	"lnc":             {"lnc-client", "lnc-core", "lnc-network"},
+	"lnc":             {"lnc-client", "lnc-core", "lnc-io", "lnc-network"},
 	"lnc-bench":       {"lnc-client", "lnc-core", "lnc-network"},
 	"lnc-chaos":       {"lnc-client", "lnc-core", "lnc-network"},
 }
