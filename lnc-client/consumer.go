@@ -92,6 +92,7 @@ type Consumer struct {
 	tail   []byte // bytes of a record cut by the last fetch, starting at next-len(tail)
 	skip   uint64 // records starting before this offset are dropped (a seek inside a batch)
 	pos    Offset // commit-safe position
+	dir    []control.BatchDirEntry // the batches of the last keyed reply, for BatchOffset
 }
 
 // NewConsumer returns a Consumer of topic that starts at the beginning of
@@ -370,15 +371,27 @@ func (c *Consumer) pollLocked(ctx context.Context) ([]Record, error) {
 // data itself.
 func (c *Consumer) fetch(ctx context.Context, id uint32) (uint64, []byte, error) {
 	if c.mode != modeClassic {
-		req := control.FetchBatches{TopicID: id, StartOffset: c.next, MaxBytes: uint32(c.cfg.maxBytes), MaxWaitMS: uint32(c.cfg.maxWait / time.Millisecond)}
+		// The batch directory costs 32 bytes a batch and gives each
+		// record its batch's offset.
+		req := control.FetchBatches{TopicID: id, StartOffset: c.next, MaxBytes: uint32(c.cfg.maxBytes),
+			MaxWaitMS: uint32(c.cfg.maxWait / time.Millisecond), Flags: control.FetchWithKeys}
 		rep, err := c.cl.call(ctx, control.CodeFetchBatches, req.AppendTo(nil), true, c.cfg.maxWait)
+		c.dir = c.dir[:0]
 		switch {
 		case errors.Is(err, ErrUnsupported):
 			c.cl.log.Info("lance: server has no FetchBatches; using Fetch")
 			c.mode = modeClassic
 		case err != nil:
 			return 0, nil, err
+		case rep.code == control.CodeKeyedBatchesResponse:
+			kr, err := control.DecodeKeyedBatchesResponse(rep.payload, c.dir[:0])
+			if err != nil {
+				return 0, nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			c.mode, c.dir = modeBatches, kr.Dir
+			return kr.StartOffset, kr.Data, nil
 		case rep.code == control.CodeBatchesResponse:
+			// A server that does not know the flags.
 			br, err := control.DecodeBatchesResponse(rep.payload)
 			if err != nil {
 				return 0, nil, fmt.Errorf("%w: %w", ErrProtocol, err)
@@ -431,12 +444,19 @@ func (c *Consumer) parse(base uint64, data []byte) ([]Record, error) {
 	if c.mode == modeBatches {
 		batchOff = Offset(base)
 	}
+	dir := c.dir
 	var out []Record
 	it := tlv.NewIterator(buf)
 	for it.Next() {
 		tr := it.Record()
 		off := bufOff + uint64(tr.Offset)
 		end := Offset(off) + Offset(tr.Size())
+		for len(dir) > 0 && off >= dir[0].Offset+uint64(dir[0].Length) {
+			dir = dir[1:]
+		}
+		if len(dir) > 0 && off >= dir[0].Offset {
+			batchOff = Offset(dir[0].Offset)
+		}
 		if off < c.skip || tr.Type == typeProducer {
 			continue
 		}

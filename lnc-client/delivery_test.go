@@ -483,3 +483,53 @@ func TestConsumerResumeAfterCrash(t *testing.T) {
 	}
 	t.Logf("killed after c%04d, resumed at c%04d", last, first)
 }
+
+// TestBatchOffset: records carry the offset of the batch they were
+// produced in; the first record of an idempotent batch sits just after
+// its producer record.
+func TestBatchOffset(t *testing.T) {
+	s := startServer(t)
+	c := dialT(t, s)
+	ctx := testCtx(t, 30*time.Second)
+	if _, err := c.CreateTopic(ctx, "batches"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(c, WithLinger(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	var starts []Offset
+	for b := range 3 {
+		for i := range 4 {
+			if err := p.Produce(ctx, "batches", Record{Value: fmt.Appendf(nil, "b%d-r%d", b, i)}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := p.ProduceSync(ctx, "batches", Record{Value: fmt.Appendf(nil, "b%d-last", b)}); err != nil {
+			t.Fatal(err)
+		}
+		starts = append(starts, 0)
+	}
+	cons, err := NewConsumer(c, "batches", WithMaxWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	recs, err := cons.Poll(ctx)
+	if err != nil || len(recs) != 15 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	for i, r := range recs {
+		b := i / 5
+		if i%5 == 0 {
+			starts[b] = r.BatchOffset
+			if r.Offset != r.BatchOffset+Offset(frame.ProducerRecordSize) {
+				t.Fatalf("first record of batch %d at %d, batch at %d", b, r.Offset, r.BatchOffset)
+			}
+		}
+		if r.BatchOffset != starts[b] || (b > 0 && starts[b] <= starts[b-1]) {
+			t.Fatalf("record %d (%s): batch offset %d, batch starts %v", i, r.Value, r.BatchOffset, starts)
+		}
+	}
+}

@@ -74,8 +74,8 @@ type Record struct {
 	// the batch's envelope record.
 	Offset Offset
 	// BatchOffset is set by the consumer when the server reports batch
-	// boundaries (FetchBatches): the offset of the first byte of the data
-	// the record came in. Zero otherwise.
+	// boundaries (the LANCE-Go server does): the offset of the first byte
+	// of the batch the record was produced in. Zero otherwise.
 	BatchOffset Offset
 	// Topic is set by consumers: the topic the record was read from.
 	Topic string
