@@ -88,10 +88,10 @@ type Consumer struct {
 	mu     sync.Mutex // guards every field below; held for each Poll and Seek
 	loaded bool       // the offset store was consulted (always true without one)
 	mode   int
-	next   uint64 // offset of the next byte to fetch
-	tail   []byte // bytes of a record cut by the last fetch, starting at next-len(tail)
-	skip   uint64 // records starting before this offset are dropped (a seek inside a batch)
-	pos    Offset // commit-safe position
+	next   uint64                  // offset of the next byte to fetch
+	tail   []byte                  // bytes of a record cut by the last fetch, starting at next-len(tail)
+	skip   uint64                  // records starting before this offset are dropped (a seek inside a batch)
+	pos    Offset                  // commit-safe position
 	dir    []control.BatchDirEntry // the batches of the last keyed reply, for BatchOffset
 }
 
