@@ -40,7 +40,7 @@ type lncReplay struct {
 }
 
 func newLNCReplay(admin *lance.Client, cfg *config) (*lncReplay, error) {
-	cons, err := lance.NewConsumer(admin, cfg.topic, lance.WithMaxBytes(cfg.fetchBytes), lance.WithMaxWait(replayWait))
+	cons, err := lance.NewConsumer(admin, cfg.topic, lance.WithMaxBytes(cfg.fetchBytes), lance.WithMaxWait(replayWait), lance.WithBufferReuse())
 	if err != nil {
 		return nil, fmt.Errorf("creating the consumer: %w", err)
 	}

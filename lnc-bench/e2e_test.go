@@ -203,7 +203,8 @@ func TestProduceThenReplay(t *testing.T) {
 	if num(t, m, "server_rss_max_bytes") <= 0 {
 		t.Fatal("no server RSS")
 	}
-	if !strings.Contains(stderr, "lnc-bench produce [") || !strings.Contains(stderr, "lnc-bench consume [") {
+	// The replay may end before its first progress line is due.
+	if !strings.Contains(stderr, "lnc-bench produce [") {
 		t.Fatalf("no progress lines on stderr:\n%s", stderr)
 	}
 }

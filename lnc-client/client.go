@@ -280,7 +280,7 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	go cn.readLoop()
 
 	if c.cfg.token != "" {
-		rep, err := c.exchange(ctx, cn, control.CodeAuthenticate, control.Authenticate{Token: c.cfg.token}.AppendTo(nil))
+		rep, err := c.exchange(ctx, cn, control.CodeAuthenticate, control.Authenticate{Token: c.cfg.token}.AppendTo(nil), nil)
 		if err == nil {
 			err = authResult(rep)
 		}
@@ -343,9 +343,16 @@ type result struct {
 	err error
 }
 
+// replyBuf is a buffer a caller lends to exchange for the reply's payload,
+// so that a consumer reusing it does not allocate a fresh buffer per fetch.
+// The reader goroutine writes it when the reply arrives: a caller that gave
+// up waiting (an error from exchange) must not use that replyBuf again.
+type replyBuf struct{ b []byte }
+
 // exchange sends one control request on cn and waits for its reply,
-// bounded by ctx. The reply's payload is a copy.
-func (c *Client) exchange(ctx context.Context, cn *conn, code control.Code, payload []byte) (reply, error) {
+// bounded by ctx. The reply's payload is a copy: in into's buffer when
+// into is not nil, in a new slice otherwise.
+func (c *Client) exchange(ctx context.Context, cn *conn, code control.Code, payload []byte, into *replyBuf) (reply, error) {
 	ch := make(chan result, 1)
 	r := &request{
 		frame: frame.AppendControl(nil, dialect, uint8(code), payload),
@@ -354,11 +361,18 @@ func (c *Client) exchange(ctx context.Context, cn *conn, code control.Code, payl
 				ch <- result{err: err}
 				return
 			}
+			var p []byte
+			if into != nil {
+				into.b = append(into.b[:0], f.Payload...)
+				p = into.b
+			} else {
+				p = append([]byte(nil), f.Payload...)
+			}
 			ch <- result{rep: reply{
 				kind:    f.Kind(),
 				code:    control.CodeFromBatchID(f.BatchID),
 				batchID: f.BatchID,
-				payload: append([]byte(nil), f.Payload...),
+				payload: p,
 			}}
 		},
 	}
@@ -384,6 +398,12 @@ func (c *Client) exchange(ctx context.Context, cn *conn, code control.Code, payl
 // request answered FORWARD_FAILED is asked again after a pause.
 // extraWait lengthens the request timeout (for long polls).
 func (c *Client) call(ctx context.Context, code control.Code, payload []byte, idempotent bool, extraWait time.Duration) (reply, error) {
+	return c.callInto(ctx, code, payload, idempotent, extraWait, nil)
+}
+
+// callInto is call with the reply's payload copied into into (see
+// exchange); after an error the caller must drop into.
+func (c *Client) callInto(ctx context.Context, code control.Code, payload []byte, idempotent bool, extraWait time.Duration, into *replyBuf) (reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.requestTimeout+extraWait)
 	defer cancel()
 	redirects := 0
@@ -392,7 +412,7 @@ func (c *Client) call(ctx context.Context, code control.Code, payload []byte, id
 		if err != nil {
 			return reply{}, err
 		}
-		rep, err := c.exchange(ctx, cn, code, payload)
+		rep, err := c.exchange(ctx, cn, code, payload, into)
 		if err != nil {
 			if !idempotent || !errors.Is(err, ErrConnectionLost) {
 				return rep, err
@@ -546,7 +566,10 @@ func (cn *conn) writeLoop() {
 func (cn *conn) readLoop() {
 	defer cn.cl.wg.Done()
 	defer cn.cl.forget(cn)
-	p := frame.NewParser(frame.Config{Dialect: dialect})
+	// Fetch replies of up to a few MiB arrive back to back on a consumer's
+	// connection: keep the buffer grown for them instead of allocating it
+	// again for every reply.
+	p := frame.NewParser(frame.Config{Dialect: dialect, BufferSize: 256 << 10, Retain: 8 << 20})
 	for {
 		_, rerr := p.Fill(cn.nc)
 		for {

@@ -533,3 +533,161 @@ func TestBatchOffset(t *testing.T) {
 		}
 	}
 }
+
+// referenceProxy forwards to a LANCE-Go server but answers FetchBatches as
+// a reference server does ("Invalid client command"). It serves one
+// request at a time, which is how a Consumer uses its connection.
+func referenceProxy(t *testing.T, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex // guards conns
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			cc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sc, err := net.Dial("tcp", target)
+			if err != nil {
+				cc.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, cc, sc)
+			mu.Unlock()
+			var wmu sync.Mutex // serializes writes to cc
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				defer cc.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := sc.Read(buf)
+					if n > 0 {
+						wmu.Lock()
+						_, werr := cc.Write(buf[:n])
+						wmu.Unlock()
+						if werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				defer sc.Close()
+				p := frame.NewParser(frame.Config{})
+				for {
+					if _, err := p.Fill(cc); err != nil {
+						return
+					}
+					for {
+						f, ok, err := p.Next()
+						if err != nil || !ok {
+							break
+						}
+						if f.Kind() == frame.KindControl && control.CodeFromBatchID(f.BatchID) == control.CodeFetchBatches {
+							out := frame.AppendControl(nil, dialect, uint8(control.CodeErrorResponse), []byte(control.InvalidClientCommand))
+							wmu.Lock()
+							cc.Write(out)
+							wmu.Unlock()
+							continue
+						}
+						if _, err := sc.Write(frame.Append(nil, &f.Header, f.Payload, dialect)); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// TestConsumerFallbackAndReuse: against a server without FetchBatches the
+// consumer falls back to the classic Fetch; with and without buffer reuse
+// it reads every record, records cut by small fetches included.
+func TestConsumerFallbackAndReuse(t *testing.T) {
+	s := startServer(t)
+	c := dialT(t, s)
+	ctx := testCtx(t, 60*time.Second)
+	if _, err := c.CreateTopic(ctx, "fallback"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(c, WithBatchBytes(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	for i := range n {
+		if err := p.Produce(ctx, "fallback", Record{Value: fmt.Appendf(nil, "value-%04d-%s", i, strings.Repeat("x", i%50))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ref := referenceProxy(t, s.addr)
+	for _, tc := range []struct {
+		name string
+		addr string
+		opts []ConsumerOption
+	}{
+		{"batches", s.addr, nil},
+		{"batches-reuse", s.addr, []ConsumerOption{WithBufferReuse()}},
+		{"classic", ref, []ConsumerOption{WithMaxBytes(97)}},
+		{"classic-reuse", ref, []ConsumerOption{WithMaxBytes(97), WithBufferReuse()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, err := Dial(ctx, tc.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			cons, err := NewConsumer(cc, "fallback", append(tc.opts, WithMaxWait(20*time.Millisecond))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cons.Close()
+			i := 0
+			for i < n {
+				recs, err := cons.Poll(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range recs {
+					if want := fmt.Sprintf("value-%04d-%s", i, strings.Repeat("x", i%50)); string(r.Value) != want {
+						t.Fatalf("record %d: %q", i, r.Value)
+					}
+					i++
+				}
+			}
+			wantMode := modeBatches
+			if tc.addr == ref {
+				wantMode = modeClassic
+			}
+			if cons.mode != wantMode {
+				t.Fatalf("mode %d, want %d", cons.mode, wantMode)
+			}
+		})
+	}
+}

@@ -84,6 +84,12 @@ type Config struct {
 	// for. Zero means 64 KiB. The buffer grows to hold one whole frame when
 	// a frame is larger, never more.
 	BufferSize int
+	// Retain is the largest buffer the parser keeps once it has handed out
+	// everything buffered; a larger one (grown for a large frame) is
+	// dropped then, so that an idle connection costs little. Zero means
+	// 4 × BufferSize. A receiver of many large frames (a consumer) sets
+	// it above its frame size to reuse one buffer.
+	Retain int
 }
 
 // Parser splits a byte stream into frames, checking each in the order the
@@ -102,6 +108,7 @@ type Parser struct {
 	maxPayload uint32
 	dialect    checksum.Dialect
 	chunk      int
+	retain     int
 
 	// hdr caches the validated header of the frame starting at buf[r],
 	// so that a frame arriving a byte at a time is checked once.
@@ -119,6 +126,10 @@ func NewParser(cfg Config) *Parser {
 	}
 	if p.chunk <= 0 {
 		p.chunk = 64 << 10
+	}
+	p.retain = cfg.Retain
+	if p.retain <= 0 {
+		p.retain = 4 * p.chunk
 	}
 	return p
 }
@@ -224,7 +235,7 @@ func (p *Parser) ChunkSize() int { return p.chunk }
 func (p *Parser) makeRoom(n int, amortize bool) {
 	if p.r == p.w {
 		p.r, p.w = 0, 0
-		if len(p.buf) > 4*p.chunk && n <= p.chunk {
+		if len(p.buf) > p.retain && n <= p.chunk {
 			p.buf = nil
 		}
 	}
