@@ -136,7 +136,9 @@ func TestProducerRetryAfterCut(t *testing.T) {
 				t.Fatal(err)
 			}
 			const inFlight, before, during = 8, 50, 20
-			p, err := NewProducer(c, WithLinger(0), WithMaxInFlight(inFlight), WithIdempotence(idem))
+			// Every record fills its batch ("rec-000" is 12 bytes as TLV): one
+			// batch per record, whatever the window does.
+			p, err := NewProducer(c, WithBatchBytes(12), WithLinger(0), WithMaxInFlight(inFlight), WithIdempotence(idem))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -690,4 +692,35 @@ func TestConsumerFallbackAndReuse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLingerZeroGathers: with linger 0, records produced while the
+// in-flight window is full gather in the open batch instead of queuing as
+// one-record batches.
+func TestLingerZeroGathers(t *testing.T) {
+	s := startServer(t)
+	c := dialT(t, s)
+	ctx := testCtx(t, 60*time.Second)
+	if _, err := c.CreateTopic(ctx, "gather"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(c, WithLinger(0), WithMaxInFlight(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	before := s.metric(t, "lance_batches_ingested_total")
+	for i := range n {
+		if err := p.Produce(ctx, "gather", Record{Value: fmt.Appendf(nil, "g%d", i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	batches := s.metric(t, "lance_batches_ingested_total") - before
+	if batches <= 0 || batches > n/2 {
+		t.Fatalf("%d records went in %d batches", n, batches)
+	}
+	t.Logf("%d records in %d batches", n, batches)
 }

@@ -44,8 +44,8 @@ type ProducerOption func(*producerConfig)
 func WithBatchBytes(n int) ProducerOption { return func(c *producerConfig) { c.batchBytes = n } }
 
 // WithLinger sets how long a batch waits for more records before it is
-// sent, default 5 ms. Zero sends every record as soon as the in-flight
-// window has room.
+// sent, default 5 ms. Zero sends a batch as soon as the in-flight window
+// has room; while the window is full, records gather in the open batch.
 func WithLinger(d time.Duration) ProducerOption { return func(c *producerConfig) { c.linger = d } }
 
 // WithMaxInFlight sets how many batches may be on the wire without an ack,
@@ -250,8 +250,14 @@ func (p *Producer) Produce(ctx context.Context, topic string, rec Record, cb fun
 	b.recs = append(b.recs, pendingRecord{cb: cb, pos: uint32(pos)})
 	b.size += n
 	p.buffered += n
-	if len(b.buf)-frame.HeaderSize-p.prefix >= p.cfg.batchBytes || p.cfg.linger == 0 {
+	switch {
+	case len(b.buf)-frame.HeaderSize-p.prefix >= p.cfg.batchBytes:
 		p.sealLocked(b)
+	case p.cfg.linger == 0:
+		// Sent as soon as the window has room; until then it keeps
+		// taking records (run seals it), so a full window makes bigger
+		// batches instead of a queue of one-record ones.
+		p.kick()
 	}
 	p.mu.Unlock()
 	return nil
@@ -383,6 +389,19 @@ func (p *Producer) sealLocked(b *batch) {
 	p.kick()
 }
 
+// sealOldestLocked seals the open batch created first, if any.
+func (p *Producer) sealOldestLocked() {
+	var oldest *batch
+	for _, b := range p.open {
+		if oldest == nil || b.seq < oldest.seq {
+			oldest = b
+		}
+	}
+	if oldest != nil {
+		p.sealLocked(oldest)
+	}
+}
+
 func (p *Producer) kick() {
 	select {
 	case p.wake <- struct{}{}:
@@ -404,7 +423,13 @@ func (p *Producer) run() {
 	defer close(p.done)
 	for {
 		p.mu.Lock()
-		for len(p.ready) > 0 && p.windowOpenLocked() {
+		for p.windowOpenLocked() {
+			if len(p.ready) == 0 && p.cfg.linger == 0 {
+				p.sealOldestLocked()
+			}
+			if len(p.ready) == 0 {
+				break
+			}
 			b := p.ready[0]
 			p.ready = p.ready[1:]
 			p.inFlight++
