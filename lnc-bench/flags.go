@@ -155,8 +155,8 @@ Load:
                                   consumer (default 1)
   -b, --batch-size BYTES          batch size; 0 sends one record per batch
                                   (default 65536)
-  -l, --linger-ms MS              wait for a batch to fill (lnc client only); 0 makes
-                                  every record its own batch (default 1)
+  -l, --linger-ms MS              wait for a batch to fill (lnc client only); 0 sends
+                                  a batch as soon as the window has room (default 1)
   -p, --pipeline N                batches in flight per connection awaiting acks
                                   (--acks durable only) (default 64)
       --acks POLICY               durable: at most --pipeline unacknowledged batches
