@@ -72,7 +72,10 @@ const (
 	// FlagProducer marks an entry of an idempotent producer's batch: bytes
 	// 46..53 hold its producer id and bytes 54..59 its sequence (u48).
 	FlagProducer uint16 = 1 << 1
-	knownFlags          = FlagCRCIEEE | FlagProducer
+	// FlagCommitEnd marks the last entry that one group commit wrote: an
+	// entry after it was written after that commit was durable.
+	FlagCommitEnd uint16 = 1 << 2
+	knownFlags           = FlagCRCIEEE | FlagProducer | FlagCommitEnd
 )
 
 // Errors of the decoders. They come wrapped with detail; use errors.Is.
@@ -143,6 +146,8 @@ type Entry struct {
 	// ProducerID needs a Sequence in 1..MaxSequence.
 	ProducerID uint64
 	Sequence   uint64
+	// CommitEnd is set on the last entry of a group commit (FlagCommitEnd).
+	CommitEnd bool
 }
 
 // MaxSequence is the largest producer sequence an entry holds (48 bits).
@@ -189,6 +194,9 @@ func AppendEntry(dst []byte, e *Entry) []byte {
 	var flags uint16
 	if e.Dialect == checksum.IEEE {
 		flags |= FlagCRCIEEE
+	}
+	if e.CommitEnd {
+		flags |= FlagCommitEnd
 	}
 	if e.ProducerID != 0 {
 		flags |= FlagProducer
@@ -238,6 +246,7 @@ func DecodeEntry(b []byte) (Entry, error) {
 	if flags&FlagCRCIEEE != 0 {
 		e.Dialect = checksum.IEEE
 	}
+	e.CommitEnd = flags&FlagCommitEnd != 0
 	if flags&FlagProducer != 0 {
 		e.ProducerID, e.Sequence = le.Uint64(b[46:]), uint48(b[54:])
 		if e.ProducerID == 0 {

@@ -78,10 +78,22 @@ func TestEntryErrors(t *testing.T) {
 	}
 	f("zero-length", recrc(func(b []byte) { le.PutUint32(b[8:], 0) }), ErrEntry)
 	f("overflow", recrc(func(b []byte) { le.PutUint64(b[0:], math.MaxUint64-5) }), ErrEntry)
-	f("flags", recrc(func(b []byte) { b[44] = 4 }), ErrEntry)
+	f("flags", recrc(func(b []byte) { b[44] = 8 }), ErrEntry)
 	f("reserved", recrc(func(b []byte) { b[50] = 1 }), ErrEntry)
 	f("producer-id-0", recrc(func(b []byte) { b[44] |= byte(FlagProducer); b[54] = 1 }), ErrEntry)
 	f("sequence-0", recrc(func(b []byte) { b[44] |= byte(FlagProducer); b[46] = 1 }), ErrEntry)
+}
+
+func TestEntryCommitEnd(t *testing.T) {
+	e := sampleEntry(t)
+	e.CommitEnd = true
+	b := AppendEntry(nil, &e)
+	if got := le.Uint16(b[44:]); got != FlagCRCIEEE|FlagCommitEnd {
+		t.Fatalf("flags %#x", got)
+	}
+	if d, err := DecodeEntry(b); err != nil || d != e {
+		t.Fatalf("decode: %+v, %v", d, err)
+	}
 }
 
 func TestEntryProducer(t *testing.T) {

@@ -121,7 +121,19 @@ type Log struct {
 	// descriptor number for another file before the write is issued.
 	wmu sync.Mutex
 	w   writer // guarded by wmu
+
+	// damaged lists the offsets of acknowledged batches of the newest
+	// segment that failed their CRC at recovery and were kept; set by
+	// Open, read-only afterwards.
+	damaged []uint64
 }
+
+// Damaged returns the offsets of the batches that recovery found failing
+// their CRC although they had been acknowledged (a later commit was
+// durable): they are kept, so that nothing after them is lost, and the
+// read path refuses to serve them. Torn, unacknowledged batches are cut
+// back instead and are not listed.
+func (l *Log) Damaged() []uint64 { return l.damaged }
 
 // Open opens (creating it if needed) the log in dir and recovers it.
 func Open(dir string, opts Options) (*Log, error) {

@@ -196,9 +196,24 @@ func (l *Log) checkSegment(s *segment, last bool) error {
 				ErrCorrupt, s.data.Name(), valid, n, next-s.base, dataSize)
 		}
 	} else {
-		if valid, err = verifyData(s, entries[:valid]); err != nil {
+		// A commit is proven complete, all its batches acknowledged, when
+		// an entry written after it exists: its writes began only after
+		// the commit's sync returned. A CRC failure up to there is damage
+		// to acknowledged data, kept (and never served, the read path
+		// checks every batch); only the last commit, which may be torn,
+		// is cut back at its first failure.
+		proven := -1
+		for i := valid - 2; i >= 0; i-- {
+			if entries[i].CommitEnd {
+				proven = i
+				break
+			}
+		}
+		var damaged []uint64
+		if valid, damaged, err = verifyData(s, entries[:valid], proven); err != nil {
 			return err
 		}
+		l.damaged = append(l.damaged, damaged...)
 		if err := l.cutBack(s, entries[:valid], idxSize, dataSize); err != nil {
 			return err
 		}
@@ -215,8 +230,10 @@ func (l *Log) checkSegment(s *segment, last bool) error {
 }
 
 // verifyData checks the CRC of each batch in order and returns how many
-// leading batches are intact.
-func verifyData(s *segment, entries []index.Entry) (int, error) {
+// leading batches are kept: a batch at an index up to proven that fails is
+// kept and its offset listed in damaged; the first failure after proven
+// ends the kept batches.
+func verifyData(s *segment, entries []index.Entry, proven int) (kept int, damaged []uint64, err error) {
 	const chunk = 4 << 20
 	buf := make([]byte, 0, chunk)
 	var bufStart uint64 // segment-relative offset of buf[0]
@@ -229,11 +246,11 @@ func verifyData(s *segment, entries []index.Entry) (int, error) {
 				buf = buf[:chunk]
 				n, err := s.data.ReadAt(buf, int64(pos))
 				if err != nil && !errors.Is(err, io.EOF) {
-					return i, fmt.Errorf("topiclog: read %s: %w", s.data.Name(), err)
+					return i, damaged, fmt.Errorf("topiclog: read %s: %w", s.data.Name(), err)
 				}
 				buf, bufStart = buf[:n], pos
 				if n == 0 {
-					return i, nil // shorter than the index says
+					return i, damaged, nil // shorter than the index says
 				}
 			}
 			lo := pos - bufStart
@@ -242,10 +259,13 @@ func verifyData(s *segment, entries []index.Entry) (int, error) {
 			pos = bufStart + hi
 		}
 		if crc != e.CRC {
-			return i, nil
+			if i > proven {
+				return i, damaged, nil
+			}
+			damaged = append(damaged, e.Offset)
 		}
 	}
-	return len(entries), nil
+	return len(entries), damaged, nil
 }
 
 // cutBack truncates the newest segment's files after its valid entries and

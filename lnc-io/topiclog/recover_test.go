@@ -148,3 +148,64 @@ func TestRecoverResetsNewestWithBadHeader(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoverKeepsAckedBatchesAfterBitRot: a bit flip in a batch of the
+// newest segment whose commit was followed by another one (so it was
+// acknowledged) does not make recovery cut the log there: every batch
+// stays, the damaged one is reported by Damaged. The same flip in the
+// last commit, which may be torn, cuts it back.
+func TestRecoverKeepsAckedBatchesAfterBitRot(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		dir := filepath.Join(tempDir(t, direct), "topic")
+		l := openLog(t, vfs.OS(), be, direct, dir, 1<<20)
+		var want []byte
+		var offs []uint64
+		for commit := range 4 {
+			for i := range 3 {
+				d := bytes.Repeat([]byte{byte('a' + 3*commit + i)}, 100)
+				off, err := l.Append(Batch{Data: d})
+				if err != nil {
+					t.Fatal(err)
+				}
+				offs = append(offs, off)
+				want = append(want, d...)
+			}
+			if err := l.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Close()
+		data, _ := segmentPaths(dir, 0)
+		flip := func(off uint64) {
+			b, err := os.ReadFile(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[off+7] ^= 0x40
+			if err := os.WriteFile(data, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Batch 4 is in the second commit, which later commits follow.
+		flip(offs[4])
+		l = openLog(t, vfs.OS(), be, direct, dir, 1<<20)
+		if l.End() != uint64(len(want)) {
+			t.Fatalf("end %d after a flip in an acknowledged batch, want %d", l.End(), len(want))
+		}
+		if d := l.Damaged(); len(d) != 1 || d[0] != offs[4] {
+			t.Fatalf("Damaged = %v, want [%d]", d, offs[4])
+		}
+		l.Close()
+		// Batch 10 is in the last commit: it may be a torn write, so the
+		// log is cut back to the batch before it.
+		flip(offs[10])
+		l = openLog(t, vfs.OS(), be, direct, dir, 1<<20)
+		defer l.Close()
+		if l.End() != offs[10] {
+			t.Fatalf("end %d after a flip in the last commit, want %d", l.End(), offs[10])
+		}
+		if d := l.Damaged(); len(d) != 1 || d[0] != offs[4] {
+			t.Fatalf("Damaged = %v after the cut", d)
+		}
+	})
+}

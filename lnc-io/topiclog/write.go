@@ -192,7 +192,11 @@ func (l *Log) sync(ctx context.Context) error {
 	for i := range w.pend {
 		p := &w.pend[i]
 		w.bufs = append(w.bufs, p.data)
-		w.entries = index.AppendEntry(w.entries, &p.entry)
+		// The commit's last entry says so: recovery then knows that the
+		// batches up to it were acknowledged once a later entry exists.
+		e := p.entry
+		e.CommitEnd = i == len(w.pend)-1
+		w.entries = index.AppendEntry(w.entries, &e)
 	}
 	first := &w.pend[0].entry
 	w.idxBufs[0] = w.entries

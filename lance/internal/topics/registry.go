@@ -196,6 +196,10 @@ func (r *Registry) openTopic(dir string, m Meta) (*Topic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topics: open topic %q: %w", m.Name, err)
 	}
+	if d := l.Damaged(); len(d) > 0 {
+		r.log.Error("acknowledged batches fail their CRC: kept in the log, refused to readers",
+			"topic", m.Name, "offsets", d)
+	}
 	offs, err := openOffsets(r.opts.FS, dir)
 	if err != nil {
 		l.Close()

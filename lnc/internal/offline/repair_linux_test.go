@@ -241,12 +241,28 @@ func TestRepair(t *testing.T) {
 			remains: 1, // the CRC of the damaged batch was kept, not recomputed
 		},
 		{
+			// Batch 1 of the newest segment was acknowledged (later
+			// commits followed): recovery keeps it, and everything after
+			// it, rather than cut acknowledged data; it stays damage.
 			name:    "newest data byte",
 			damage:  func(t *testing.T, td TopicDir) { flipByte(t, seg(t, td, -1, dataExt), 600) },
 			before:  []Class{Damage},
+			remains: 1,
+		},
+		{
+			// The last batch's commit may have been torn: cut it.
+			name: "newest last batch byte",
+			damage: func(t *testing.T, td TopicDir) {
+				p := seg(t, td, -1, dataExt)
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				flipByte(t, p, fi.Size()-100)
+			},
+			before:  []Class{Tail},
 			actions: []string{"cut 00000000000000007380.idx", "cut 00000000000000007380.lnc"},
-			lost:    525 * 4,
-			warn:    true,
+			lost:    525,
 		},
 		{
 			name:    "missing middle data",
