@@ -23,6 +23,8 @@
 #   BENCH_DIR      parent of the work directory, which holds the servers'
 #                  data: put it on the disk to be measured [${TMPDIR:-/tmp}]
 #   KEEP_WORK      1 keeps the work directory (logs, raw outputs) [0]
+#   LANCE_FLAGS    extra flags for lance, e.g. "--io-o-direct --io-batch-size 16MiB"
+#                  (docs/configuration.md) [none: the defaults]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +36,7 @@ LANCE_BATCHES=${LANCE_BATCHES:-4}
 LANCE_NATIVE=${LANCE_NATIVE:-1}
 BENCH_CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lance-bench}
 KEEP_WORK=${KEEP_WORK:-0}
+LANCE_FLAGS=${LANCE_FLAGS:-}
 NATS_SERVER_MOD=github.com/nats-io/nats-server/v2@v2.15.2
 NATSCLI_MOD=github.com/nats-io/natscli/nats@v0.5.0
 
@@ -192,7 +195,8 @@ start_lance() {
 	port=$(free_port)
 	http=$(free_port)
 	mkdir -p "$dir"
-	"$LANCE" --listen "127.0.0.1:$port" --health "127.0.0.1:$http" --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
+	# shellcheck disable=SC2086 # LANCE_FLAGS is a list of flags
+	"$LANCE" --listen "127.0.0.1:$port" --health "127.0.0.1:$http" --data-dir "$dir/data" $LANCE_FLAGS >"$dir/server.log" 2>&1 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
 	SERVER_PORT=$port
@@ -345,6 +349,7 @@ done
 	echo
 	printf 'Produce, %d-byte messages, %ss measured after a warm-up, loopback, %s cores, data on %s\n' \
 		"$MSG_SIZE" "$DURATION" "$(nproc)" "$FSTYPE"
+	[[ -z $LANCE_FLAGS ]] || printf 'lance flags: %s\n' "$LANCE_FLAGS"
 	echo
 	printf '%-8s %-34s %12s %9s %10s %10s %10s\n' profile server msg/s MiB/s p50 p99 "peak RSS"
 	for r in "${ROWS[@]}"; do
