@@ -83,6 +83,32 @@ func (c *Client) CreateTopic(ctx context.Context, name string) (Topic, error) {
 	return t, nil
 }
 
+// CreateTopicWithRetention creates the topic name with retention limits
+// in one request (CreateTopicWithRetention, 0x06), so that no record is
+// ever kept under the default limits. It fails like CreateTopic.
+func (c *Client) CreateTopicWithRetention(ctx context.Context, name string, r Retention) (Topic, error) {
+	if err := checkName(name); err != nil {
+		return Topic{}, err
+	}
+	if r.MaxAge < 0 {
+		return Topic{}, fmt.Errorf("lance: create topic %q: negative max age", name)
+	}
+	req, err := control.CreateTopicWithRetention{Name: name, MaxAgeSecs: uint64(r.MaxAge / time.Second), MaxBytes: r.MaxBytes}.AppendTo(nil)
+	if err != nil {
+		return Topic{}, fmt.Errorf("lance: create topic %q: %w", name, err)
+	}
+	rep, err := c.call(ctx, control.CodeCreateTopicWithRetention, req, false, 0)
+	if err != nil {
+		return Topic{}, fmt.Errorf("lance: create topic %q: %w", name, err)
+	}
+	t, err := decodeTopic("CreateTopicWithRetention", rep)
+	if err != nil {
+		return Topic{}, fmt.Errorf("lance: create topic %q: %w", name, err)
+	}
+	c.remember(t.Name, t.ID)
+	return t, nil
+}
+
 // EnsureTopic returns the topic name, creating it when it does not exist.
 // It is idempotent and retries across reconnects until ctx ends.
 func (c *Client) EnsureTopic(ctx context.Context, name string) (Topic, error) {

@@ -54,6 +54,16 @@ func TestAdminAndErrors(t *testing.T) {
 	if err := c.SetRetention(ctx, "orders", Retention{MaxAge: time.Hour, MaxBytes: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
+	kept, err := c.CreateTopicWithRetention(ctx, "kept", Retention{MaxAge: 24 * time.Hour, MaxBytes: 1 << 20})
+	if err != nil || kept.Name != "kept" || kept.ID == 0 {
+		t.Fatalf("CreateTopicWithRetention = %+v, %v", kept, err)
+	}
+	if _, err := c.CreateTopicWithRetention(ctx, "kept", Retention{}); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("CreateTopicWithRetention twice: %v", err)
+	}
+	if err := c.DeleteTopic(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.GetTopic(ctx, "nope"); !errors.Is(err, ErrTopicNotFound) {
 		t.Fatalf("GetTopic unknown: %v", err)
 	}

@@ -92,8 +92,8 @@ func newTopicsCreateCommand(a *app, conn *connOptions) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a topic",
 		Long: `Create a topic. Names are 1 to 255 characters of A-Z, a-z, 0-9 and '-'.
-With --max-age or --max-bytes the retention is set right after (a limit
-not given is unlimited).`,
+With --max-age or --max-bytes the topic is created with that retention,
+in one request (a limit not given is unlimited).`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 	}
 	o.retention.add(cmd, "optional")
@@ -118,7 +118,12 @@ func (o *topicsCreateOptions) run(cmd *cobra.Command, name string) error {
 	}
 	defer c.Close()
 	out := cmd.OutOrStdout()
-	t, err := c.CreateTopic(ctx, name)
+	var t lance.Topic
+	if o.retention.given() {
+		t, err = c.CreateTopicWithRetention(ctx, name, ret)
+	} else {
+		t, err = c.CreateTopic(ctx, name)
+	}
 	if errors.Is(err, lance.ErrTopicExists) && o.ifNotExists {
 		if t, err = c.GetTopic(ctx, name); err != nil {
 			return err
@@ -131,9 +136,6 @@ func (o *topicsCreateOptions) run(cmd *cobra.Command, name string) error {
 	}
 	fmt.Fprintf(out, "created topic %s (id %d)\n", t.Name, t.ID)
 	if o.retention.given() {
-		if err := c.SetRetention(ctx, name, ret); err != nil {
-			return fmt.Errorf("topic %s was created, but setting its retention failed: %w", name, err)
-		}
 		fmt.Fprintf(out, "retention of %s: max age %s, max bytes %s\n", name, formatAge(ret.MaxAge), formatBytes(ret.MaxBytes))
 	}
 	return nil
