@@ -261,20 +261,9 @@ func (c *Consumer) Seek(ctx context.Context, to SeekTarget) error {
 		}
 	case seekTime:
 		err := c.cl.withTopic(ctx, c.topic, func(id uint32) error {
-			req := control.OffsetForTime{TopicID: id, TimestampNS: uint64(max(to.t.UnixNano(), 0))}
-			rep, err := c.cl.call(ctx, control.CodeOffsetForTime, req.AppendTo(nil), true, 0)
-			if err != nil {
-				return err
-			}
-			if rep.code != control.CodeOffsetResponse {
-				return unexpected("OffsetForTime", rep)
-			}
-			or, err := control.DecodeOffsetResponse(rep.payload)
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrProtocol, err)
-			}
+			or, err := c.cl.offsetForTime(ctx, id, uint64(max(to.t.UnixNano(), 0)))
 			off = Offset(or.Offset)
-			return nil
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("lance: seek %q to %v: %w", c.topic, to.t, err)
@@ -436,6 +425,23 @@ func (c *Consumer) fetch(ctx context.Context, id uint32) (uint64, []byte, error)
 	// Data ends at next_offset; it starts there minus its length, which
 	// differs from the request after retention removed the start.
 	return fr.NextOffset - uint64(len(fr.Data)), fr.Data, nil
+}
+
+// offsetForTime asks OffsetForTime (0x15) of topic id: the first batch at
+// or after ts, and the log's first retained offset and durable end.
+func (c *Client) offsetForTime(ctx context.Context, id uint32, ts uint64) (control.OffsetResponse, error) {
+	rep, err := c.call(ctx, control.CodeOffsetForTime, control.OffsetForTime{TopicID: id, TimestampNS: ts}.AppendTo(nil), true, 0)
+	if err != nil {
+		return control.OffsetResponse{}, err
+	}
+	if rep.code != control.CodeOffsetResponse {
+		return control.OffsetResponse{}, unexpected("OffsetForTime", rep)
+	}
+	or, err := control.DecodeOffsetResponse(rep.payload)
+	if err != nil {
+		return control.OffsetResponse{}, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	return or, nil
 }
 
 // replyBuf returns the buffer fetch replies go to: with WithBufferReuse

@@ -158,35 +158,20 @@ type replayBatch struct {
 // open resolves the topic and finds where its replay starts and ends.
 func (m *MergedReplay) open(ctx context.Context, name string) (*replayStream, error) {
 	s := &replayStream{topic: name}
-	ts := uint64(math.MaxUint64) // no batch is this late: the reply gives the end
 	err := m.cl.withTopic(ctx, name, func(id uint32) error {
 		s.id = id
-		rep, err := m.cl.call(ctx, control.CodeOffsetForTime, control.OffsetForTime{TopicID: id, TimestampNS: ts}.AppendTo(nil), true, 0)
+		// No batch is this late: the reply gives the start and the end.
+		or, err := m.cl.offsetForTime(ctx, id, math.MaxUint64)
 		if err != nil {
 			return err
 		}
-		if rep.code != control.CodeOffsetResponse {
-			return unexpected("OffsetForTime", rep)
-		}
-		or, err := control.DecodeOffsetResponse(rep.payload)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrProtocol, err)
-		}
 		s.next, s.end = or.Start, or.End
 		if !m.cfg.from.IsZero() {
-			from := max(m.cfg.from.UnixNano(), 0)
-			rep, err := m.cl.call(ctx, control.CodeOffsetForTime, control.OffsetForTime{TopicID: id, TimestampNS: uint64(from)}.AppendTo(nil), true, 0)
+			from, err := m.cl.offsetForTime(ctx, id, uint64(max(m.cfg.from.UnixNano(), 0)))
 			if err != nil {
 				return err
 			}
-			if rep.code != control.CodeOffsetResponse {
-				return unexpected("OffsetForTime", rep)
-			}
-			or, err := control.DecodeOffsetResponse(rep.payload)
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrProtocol, err)
-			}
-			s.next = min(or.Offset, s.end)
+			s.next = min(from.Offset, s.end)
 		}
 		return nil
 	})
