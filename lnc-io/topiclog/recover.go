@@ -143,10 +143,18 @@ func (l *Log) checkSegment(s *segment, last bool) error {
 		if !last {
 			return fmt.Errorf("%w: %s: header: %w", ErrCorrupt, s.idx.Name(), errors.Join(herr, rerr))
 		}
-		// The newest segment's header did not become durable, so none of
-		// its entries did, and no batch in it was acknowledged: start it
-		// afresh.
-		return l.resetSegment(s)
+		// The header is synced before any entry is written. So when the
+		// first entry is there, whole and where the file name says the
+		// segment starts, the header was durable once and has been
+		// damaged since: write it again rather than drop acknowledged
+		// batches. Otherwise the header never became durable, no batch
+		// in the segment was acknowledged, and it starts afresh.
+		if !l.firstEntryProvesHeader(s, idxSize) {
+			return l.resetSegment(s)
+		}
+		if err := l.rewriteHeader(s); err != nil {
+			return err
+		}
 	}
 
 	// Read every entry; keep the good prefix, rebuilding lone damaged
@@ -289,6 +297,32 @@ func (l *Log) cutBack(s *segment, valid []index.Entry, idxSize, dataSize int64) 
 		if err := c.f.Sync(); err != nil {
 			return fmt.Errorf("topiclog: recover %s: %w", c.f.Name(), err)
 		}
+	}
+	return nil
+}
+
+// firstEntryProvesHeader reports whether s's index holds a valid first
+// entry for a batch at s's base offset.
+func (l *Log) firstEntryProvesHeader(s *segment, idxSize int64) bool {
+	if idxSize < index.EntryOffset(1) {
+		return false
+	}
+	b := make([]byte, index.EntrySize)
+	if _, err := s.idx.ReadAt(b, index.EntryOffset(0)); err != nil {
+		return false
+	}
+	e, err := index.DecodeEntry(b)
+	return err == nil && e.Offset == s.base
+}
+
+// rewriteHeader writes s's index header afresh and syncs it.
+func (l *Log) rewriteHeader(s *segment) error {
+	hdr := index.AppendHeader(nil, index.Header{BaseOffset: s.base, CreatedNS: uint64(l.opts.Now().UnixNano())})
+	if _, err := s.idx.WriteAt(hdr, 0); err != nil {
+		return fmt.Errorf("topiclog: rewrite header of %s: %w", s.idx.Name(), err)
+	}
+	if err := s.idx.Sync(); err != nil {
+		return fmt.Errorf("topiclog: rewrite header of %s: %w", s.idx.Name(), err)
 	}
 	return nil
 }

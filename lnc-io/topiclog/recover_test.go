@@ -149,6 +149,33 @@ func TestRecoverResetsNewestWithBadHeader(t *testing.T) {
 	})
 }
 
+// TestRecoverRewritesDamagedHeader: a bit flip in the newest segment's
+// index header, whose entries are intact, does not empty the segment: the
+// header is written again and every batch stays.
+func TestRecoverRewritesDamagedHeader(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend.Backend, direct bool) {
+		dir, want, segs := threeSegments(t, be, direct)
+		_, idx := segmentPaths(dir, segs[len(segs)-1])
+		b, err := os.ReadFile(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[10] ^= 0x01 // the base offset, under the header CRC
+		if err := os.WriteFile(idx, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l := openLog(t, vfs.OS(), be, direct, dir, 200)
+		if !bytes.Equal(readAll(t, l), want) {
+			t.Fatalf("end %d, want %d: batches were dropped", l.End(), len(want))
+		}
+		l.Close()
+		b2, _ := os.ReadFile(idx)
+		if h, err := index.DecodeHeader(b2); err != nil || h.BaseOffset != segs[len(segs)-1] {
+			t.Fatalf("header not rewritten: %+v, %v", h, err)
+		}
+	})
+}
+
 // TestRecoverKeepsAckedBatchesAfterBitRot: a bit flip in a batch of the
 // newest segment whose commit was followed by another one (so it was
 // acknowledged) does not make recovery cut the log there: every batch
