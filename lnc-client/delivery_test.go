@@ -20,79 +20,95 @@ import (
 	"github.com/lance-go/lance/lnc-network/frame"
 )
 
-// proxy forwards TCP connections to a server. While dropping, it swallows
-// what the server sends (acks), so that batches are stored but never
-// acknowledged; cut then closes every connection.
-type proxy struct {
-	ln       net.Listener
-	target   string
-	dropping atomic.Bool
-	mu       sync.Mutex // guards conns
-	conns    []net.Conn
-	wg       sync.WaitGroup
+// tcpServer is a listener on 127.0.0.1 for the fake servers and proxies
+// of these tests: it runs a handler per accepted connection and, at the
+// test's end, closes the listener and every connection it tracks and
+// waits for the handlers.
+type tcpServer struct {
+	ln    net.Listener
+	mu    sync.Mutex // guards conns
+	conns []net.Conn
+	wg    sync.WaitGroup
 }
 
-func startProxy(t *testing.T, target string) *proxy {
+func serveTCP(t *testing.T, handle func(s *tcpServer, nc net.Conn)) *tcpServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	s := &tcpServer{ln: ln}
+	s.wg.Go(func() {
 		for {
-			cc, err := ln.Accept()
+			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			sc, err := net.Dial("tcp", target)
-			if err != nil {
-				cc.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, cc, sc)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); io.Copy(sc, cc); sc.Close() }()
-			go func() {
-				defer p.wg.Done()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := sc.Read(buf)
-					if n > 0 && !p.dropping.Load() {
-						if _, werr := cc.Write(buf[:n]); werr != nil {
-							break
-						}
-					}
-					if err != nil {
-						break
-					}
-				}
-				cc.Close()
-			}()
+			s.track(nc)
+			s.wg.Go(func() { handle(s, nc) })
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		ln.Close()
-		p.cut()
-		p.wg.Wait()
+		s.cut()
+		s.wg.Wait()
 	})
-	return p
+	return s
 }
 
-func (p *proxy) addr() string { return p.ln.Addr().String() }
+func (s *tcpServer) addr() string { return s.ln.Addr().String() }
 
-// cut closes every connection through the proxy.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
+// track adds nc to the connections cut closes.
+func (s *tcpServer) track(nc net.Conn) {
+	s.mu.Lock()
+	s.conns = append(s.conns, nc)
+	s.mu.Unlock()
+}
+
+// cut closes every tracked connection.
+func (s *tcpServer) cut() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
 		c.Close()
 	}
-	p.conns = nil
+	s.conns = nil
+}
+
+// proxy forwards TCP connections to a server. While dropping, it swallows
+// what the server sends (acks), so that batches are stored but never
+// acknowledged; cut then closes every connection.
+type proxy struct {
+	*tcpServer
+	dropping atomic.Bool
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	p := &proxy{}
+	p.tcpServer = serveTCP(t, func(s *tcpServer, cc net.Conn) {
+		sc, err := net.Dial("tcp", target)
+		if err != nil {
+			cc.Close()
+			return
+		}
+		s.track(sc)
+		s.wg.Go(func() { io.Copy(sc, cc); sc.Close() })
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := sc.Read(buf)
+			if n > 0 && !p.dropping.Load() {
+				if _, werr := cc.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		cc.Close()
+	})
+	return p
 }
 
 // metric reads one counter of the server's /metrics.
@@ -228,65 +244,33 @@ func TestProducerRetryAfterCut(t *testing.T) {
 // redirect to leader.
 func fakeFollower(t *testing.T, leader string, forwardFailures int) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex // guards conns
-	var conns []net.Conn
 	var answered atomic.Int32
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return serveTCP(t, func(_ *tcpServer, nc net.Conn) {
+		defer nc.Close()
+		p := frame.NewParser(frame.Config{})
 		for {
-			nc, err := ln.Accept()
-			if err != nil {
+			if _, err := p.Fill(nc); err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				p := frame.NewParser(frame.Config{})
-				for {
-					if _, err := p.Fill(nc); err != nil {
-						return
-					}
-					for {
-						f, ok, err := p.Next()
-						if err != nil || !ok {
-							break
-						}
-						if f.Kind() != frame.KindControl && f.Kind() != frame.KindIngest {
-							continue
-						}
-						text := control.NotLeader(leader)
-						if int(answered.Add(1)) <= forwardFailures {
-							text = control.ForwardFailed("leader unreachable")
-						}
-						out := frame.AppendControl(nil, dialect, uint8(control.CodeErrorResponse), []byte(text))
-						if _, err := nc.Write(out); err != nil {
-							return
-						}
-					}
+			for {
+				f, ok, err := p.Next()
+				if err != nil || !ok {
+					break
 				}
-			}()
+				if f.Kind() != frame.KindControl && f.Kind() != frame.KindIngest {
+					continue
+				}
+				text := control.NotLeader(leader)
+				if int(answered.Add(1)) <= forwardFailures {
+					text = control.ForwardFailed("leader unreachable")
+				}
+				out := frame.AppendControl(nil, dialect, uint8(control.CodeErrorResponse), []byte(text))
+				if _, err := nc.Write(out); err != nil {
+					return
+				}
+			}
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	}).addr()
 }
 
 // TestRedirect: a client pointed at a follower follows NOT_LEADER to the
@@ -541,88 +525,56 @@ func TestBatchOffset(t *testing.T) {
 // request at a time, which is how a Consumer uses its connection.
 func referenceProxy(t *testing.T, target string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex // guards conns
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return serveTCP(t, func(s *tcpServer, cc net.Conn) {
+		sc, err := net.Dial("tcp", target)
+		if err != nil {
+			cc.Close()
+			return
+		}
+		s.track(sc)
+		var wmu sync.Mutex // serializes writes to cc
+		s.wg.Go(func() {
+			defer cc.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := sc.Read(buf)
+				if n > 0 {
+					wmu.Lock()
+					_, werr := cc.Write(buf[:n])
+					wmu.Unlock()
+					if werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
+		defer sc.Close()
+		p := frame.NewParser(frame.Config{})
 		for {
-			cc, err := ln.Accept()
-			if err != nil {
+			if _, err := p.Fill(cc); err != nil {
 				return
 			}
-			sc, err := net.Dial("tcp", target)
-			if err != nil {
-				cc.Close()
-				continue
+			for {
+				f, ok, err := p.Next()
+				if err != nil || !ok {
+					break
+				}
+				if f.Kind() == frame.KindControl && control.CodeFromBatchID(f.BatchID) == control.CodeFetchBatches {
+					out := frame.AppendControl(nil, dialect, uint8(control.CodeErrorResponse), []byte(control.InvalidClientCommand))
+					wmu.Lock()
+					cc.Write(out)
+					wmu.Unlock()
+					continue
+				}
+				if _, err := sc.Write(frame.Append(nil, &f.Header, f.Payload, dialect)); err != nil {
+					return
+				}
 			}
-			mu.Lock()
-			conns = append(conns, cc, sc)
-			mu.Unlock()
-			var wmu sync.Mutex // serializes writes to cc
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				defer cc.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := sc.Read(buf)
-					if n > 0 {
-						wmu.Lock()
-						_, werr := cc.Write(buf[:n])
-						wmu.Unlock()
-						if werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() {
-				defer wg.Done()
-				defer sc.Close()
-				p := frame.NewParser(frame.Config{})
-				for {
-					if _, err := p.Fill(cc); err != nil {
-						return
-					}
-					for {
-						f, ok, err := p.Next()
-						if err != nil || !ok {
-							break
-						}
-						if f.Kind() == frame.KindControl && control.CodeFromBatchID(f.BatchID) == control.CodeFetchBatches {
-							out := frame.AppendControl(nil, dialect, uint8(control.CodeErrorResponse), []byte(control.InvalidClientCommand))
-							wmu.Lock()
-							cc.Write(out)
-							wmu.Unlock()
-							continue
-						}
-						if _, err := sc.Write(frame.Append(nil, &f.Header, f.Payload, dialect)); err != nil {
-							return
-						}
-					}
-				}
-			}()
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	}).addr()
 }
 
 // TestConsumerFallbackAndReuse: against a server without FetchBatches the
