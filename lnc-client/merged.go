@@ -119,7 +119,7 @@ func (m *MergedReplay) run(ctx context.Context, yield func(Record, error) bool) 
 		}
 		for i := range recs {
 			recs[i].Topic = s.topic
-			recs[i].key = b.dir.SortKey
+			recs[i].BatchKey = b.dir.SortKey
 			if !yield(recs[i], nil) {
 				return nil
 			}

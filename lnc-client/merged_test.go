@@ -77,7 +77,7 @@ func TestMergedReplay(t *testing.T) {
 			t.Fatalf("%s twice", r.Value)
 		}
 		seen[string(r.Value)] = true
-		if i > 0 && bytes.Compare(first[i-1].key[:], r.key[:]) > 0 {
+		if i > 0 && bytes.Compare(first[i-1].BatchKey[:], r.BatchKey[:]) > 0 {
 			t.Fatalf("record %d (%s) has a smaller sort key than its predecessor", i, r.Value)
 		}
 		// Within a topic, the replay keeps the log's order.

@@ -79,11 +79,13 @@ type Record struct {
 	BatchOffset Offset
 	// Topic is set by consumers: the topic the record was read from.
 	Topic string
+	// BatchKey is set by MergedReplay: the 128-bit sort key the server
+	// gave the record's batch (big-endian: timestamp_ns, node, actor,
+	// sequence), the key the replay is ordered by. Zero otherwise.
+	BatchKey [16]byte
 
 	// next is the commit-safe position once this record is handed out.
 	next Offset
-	// key is the sort key of the record's batch, set by MergedReplay.
-	key [16]byte
 }
 
 // errKeyNotAllowed refuses a Key or Timestamp on a type without fields
